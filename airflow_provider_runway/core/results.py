@@ -1,0 +1,311 @@
+"""One normalised result type for a Runway or Aleph task, whatever shape the API sent.
+
+Accepted shapes: Runway ``record-detail`` (``state`` or ``status``; nested ``videoInfo`` or a
+flat ``videoUrl``), Aleph ``record-info`` (``successFlag``/``errorCode``/``errorMessage``/
+``response``), and both callback bodies. Unknown or missing states are *pending*, never a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+
+class TaskFamily(str, Enum):
+    """Which API a task belongs to; they have different status endpoints and shapes."""
+
+    RUNWAY = "runway"
+    ALEPH = "aleph"
+
+    @classmethod
+    def coerce(cls, value: str | TaskFamily) -> TaskFamily:
+        try:
+            return cls(value)
+        except ValueError:
+            from airflow_provider_runway.core.errors import RunwayParameterError
+
+            raise RunwayParameterError("family", value, "must be one of 'runway', 'aleph'") from None
+
+
+class TaskStatus(str, Enum):
+    """Normalised task status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED)
+
+
+RUNWAY_STATES: dict[str, TaskStatus] = {
+    "wait": TaskStatus.PENDING,
+    "waiting": TaskStatus.PENDING,
+    "queueing": TaskStatus.PENDING,
+    "queuing": TaskStatus.PENDING,
+    "generating": TaskStatus.RUNNING,
+    "success": TaskStatus.SUCCEEDED,
+    "fail": TaskStatus.FAILED,
+    "failed": TaskStatus.FAILED,
+}
+
+NO_VIDEO_MESSAGE = "The API reported success but returned no video URL"
+
+
+@dataclass(frozen=True)
+class RunwayTask:
+    """A Runway or Aleph task, normalised.
+
+    ``status`` is the normalised status; ``raw_state`` what the API said (``wait``, ``success``,
+    ``successFlag=1``...). ``image_url`` is the thumbnail.
+    """
+
+    task_id: str
+    family: TaskFamily
+    status: TaskStatus
+    raw_state: str | None = None
+    video_url: str | None = None
+    image_url: str | None = None
+    video_id: str | None = None
+    parent_task_id: str | None = None
+    fail_code: str | None = None
+    fail_message: str | None = None
+    expired: bool = False
+    created_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: the XCom and trigger-event form. ``state`` is the normalised status."""
+        return {
+            "task_id": self.task_id,
+            "family": self.family.value,
+            "state": self.status.value,
+            "raw_state": self.raw_state,
+            "video_url": self.video_url,
+            "image_url": self.image_url,
+            "video_id": self.video_id,
+            "parent_task_id": self.parent_task_id,
+            "expired": self.expired,
+            "created_at": _iso(self.created_at),
+            "completed_at": _iso(self.completed_at),
+            "fail_code": self.fail_code,
+            "fail_message": self.fail_message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunwayTask:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            task_id=str(data["task_id"]),
+            family=TaskFamily(data.get("family", "runway")),
+            status=TaskStatus(data.get("state", "pending")),
+            raw_state=data.get("raw_state"),
+            video_url=data.get("video_url"),
+            image_url=data.get("image_url"),
+            video_id=data.get("video_id"),
+            parent_task_id=data.get("parent_task_id"),
+            fail_code=data.get("fail_code"),
+            fail_message=data.get("fail_message"),
+            expired=bool(data.get("expired", False)),
+            created_at=parse_time(data.get("created_at")),
+            completed_at=parse_time(data.get("completed_at")),
+        )
+
+    def as_failed(self, message: str, code: str | None = None) -> RunwayTask:
+        return replace(self, status=TaskStatus.FAILED, fail_message=message, fail_code=code or self.fail_code)
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        fields = {k: v for k, v in asdict(self).items() if v not in (None, False)}
+        return f"RunwayTask({fields})"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """UTC datetime from ``YYYY-MM-DD HH:MM:SS`` (no zone: UTC), ISO 8601, or epoch (s or ms)."""
+    if value in (None, "", 0):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return parse_time(int(text))
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string, or ``None`` (KIE uses ``null``, ``""`` and ``0`` for 'nothing')."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return None if value == 0 else str(int(value) if float(value).is_integer() else value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value) if isinstance(value, (int, float, bool)) else False
+
+
+def _as_mapping(value: Any) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, Mapping) else {}
+    return {}
+
+
+def _finish(task: RunwayTask) -> RunwayTask:
+    """A success without a video URL is a failure with a clear message."""
+    if task.status is TaskStatus.SUCCEEDED and not task.video_url:
+        return task.as_failed(NO_VIDEO_MESSAGE, code=task.fail_code or "no_video_url")
+    return task
+
+
+def parse_runway_record(data: Any, task_id: str | None = None) -> RunwayTask:
+    """Normalise a Runway ``record-detail`` ``data`` object (or the seed's flat variant)."""
+    record = _as_mapping(data)
+    raw = record.get("state", record.get("status"))
+    raw_state = raw.strip().lower() if isinstance(raw, str) else None
+    status = RUNWAY_STATES.get(raw_state or "", TaskStatus.PENDING)
+    info = _as_mapping(record.get("videoInfo"))
+    video_url = _text(info.get("videoUrl")) or _text(record.get("videoUrl"))
+    image_url = _text(info.get("imageUrl")) or _text(record.get("imageUrl"))
+    fail_message = _text(record.get("failMsg")) or _text(record.get("errorMessage"))
+    fail_code = _text(record.get("failCode"))
+    if status is TaskStatus.FAILED and not fail_message:
+        fail_message = "The task failed without a reason"
+    task = RunwayTask(
+        task_id=_text(record.get("taskId")) or _text(info.get("taskId")) or task_id or "",
+        family=TaskFamily.RUNWAY,
+        status=status,
+        raw_state=raw_state,
+        video_url=video_url,
+        image_url=image_url,
+        video_id=_text(info.get("videoId")) or _text(record.get("videoId")),
+        parent_task_id=_text(record.get("parentTaskId")),
+        fail_code=fail_code if status is TaskStatus.FAILED else None,
+        fail_message=fail_message if status is TaskStatus.FAILED else None,
+        expired=_flag(record.get("expireFlag")),
+        created_at=parse_time(record.get("generateTime") or record.get("createdAt") or record.get("createTime")),
+        completed_at=parse_time(record.get("completedAt") or record.get("completeTime")),
+    )
+    return _finish(task)
+
+
+def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
+    """Normalise an Aleph ``record-info`` ``data`` object.
+
+    In progress: ``successFlag`` 0, ``errorCode`` 0/null, no message. Success: ``successFlag`` 1.
+    Failed: ``successFlag`` 0 with a non-zero ``errorCode`` or a non-empty ``errorMessage``.
+    """
+    record = _as_mapping(data)
+    response = _as_mapping(record.get("response"))
+    success_flag = record.get("successFlag")
+    error_code = _text(record.get("errorCode"))
+    error_message = _text(record.get("errorMessage"))
+    if _flag(success_flag):
+        status = TaskStatus.SUCCEEDED
+    elif error_code or error_message:
+        status = TaskStatus.FAILED
+    elif response:
+        status = TaskStatus.RUNNING
+    else:
+        status = TaskStatus.PENDING
+    task = RunwayTask(
+        task_id=_text(record.get("taskId")) or _text(response.get("taskId")) or task_id or "",
+        family=TaskFamily.ALEPH,
+        status=status,
+        raw_state=f"successFlag={success_flag}" if success_flag is not None else None,
+        video_url=_text(response.get("resultVideoUrl")),
+        image_url=_text(response.get("resultImageUrl")),
+        video_id=_text(response.get("videoId")),
+        fail_code=error_code if status is TaskStatus.FAILED else None,
+        fail_message=(error_message or "The task failed without a reason") if status is TaskStatus.FAILED else None,
+        expired=_flag(record.get("expireFlag")),
+        created_at=parse_time(record.get("createTime")),
+        completed_at=parse_time(record.get("completeTime")),
+    )
+    return _finish(task)
+
+
+def parse_record(family: str | TaskFamily, data: Any, task_id: str | None = None) -> RunwayTask:
+    """Normalise a status ``data`` object of either family."""
+    if TaskFamily.coerce(family) is TaskFamily.ALEPH:
+        return parse_aleph_record(data, task_id)
+    return parse_runway_record(data, task_id)
+
+
+def parse_callback(body: Any) -> RunwayTask:
+    """Normalise a callback body of either family.
+
+    Runway: ``{"code", "msg", "data": {"task_id", "video_id", "video_url", "image_url"}}``.
+    Aleph: ``{"code", "msg", "data": {"result_video_url", "result_image_url"} | null, "taskId"}``.
+    A ``code`` other than 200 is a failure carrying ``msg``.
+    """
+    payload = _as_mapping(body)
+    if not payload:
+        raise ValueError("Callback body is not a JSON object")
+    data = _as_mapping(payload.get("data"))
+    code = payload.get("code")
+    ok = code in (200, "200")
+    message = _text(payload.get("msg"))
+    if "taskId" in payload:
+        family = TaskFamily.ALEPH
+        task_id = _text(payload.get("taskId"))
+        video_url = _text(data.get("result_video_url")) or _text(data.get("resultVideoUrl"))
+        image_url = _text(data.get("result_image_url")) or _text(data.get("resultImageUrl"))
+        video_id = None
+    else:
+        family = TaskFamily.RUNWAY
+        task_id = _text(data.get("task_id")) or _text(data.get("taskId"))
+        video_url = _text(data.get("video_url"))
+        image_url = _text(data.get("image_url"))
+        video_id = _text(data.get("video_id"))
+    if not task_id:
+        raise ValueError("Callback body carries no task id")
+    task = RunwayTask(
+        task_id=task_id,
+        family=family,
+        status=TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED,
+        raw_state=f"callback code={code}",
+        video_url=video_url,
+        image_url=image_url,
+        video_id=video_id,
+        fail_code=None if ok else _text(code),
+        fail_message=None if ok else (message or "The task failed without a reason"),
+    )
+    return _finish(task)
