@@ -1,0 +1,1 @@
+"""runway-sim: a local simulator of KIE.ai's Runway and Aleph API (work in progress)."""

@@ -1,0 +1,1 @@
+"""pytest fixtures for the Runway simulator (registered through the ``pytest11`` entry point)."""
