@@ -1,0 +1,33 @@
+"""Shared test setup: a throwaway Airflow home on SQLite, created before Airflow is imported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="runway-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[str]:
+    """Create the SQLite metadata database once per test session; yields the AIRFLOW_HOME."""
+    from airflow.utils import db
+
+    db.initdb()
+    yield _AIRFLOW_HOME
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
