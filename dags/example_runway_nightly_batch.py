@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 
 import pendulum
-
 from airflow.sdk import DAG, Param, task
+
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 
 RUNWAY_POOL = "runway_generations"

@@ -16,8 +16,8 @@ import os
 from typing import Any
 
 import pendulum
-
 from airflow.sdk import DAG, Param, task
+
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 
 DEFAULT_OUTPUT_DIR = os.environ.get("RUNWAY_OUTPUT_DIR", "file:///tmp/runway-videos/")
