@@ -1,0 +1,33 @@
+"""Operator extra link to the result of a Runway task.
+
+KIE has no public page per task, so the link points to the best thing there is: the generated
+video once the task succeeded, and before that the task's status endpoint (JSON; it needs the API
+key, so it is meant for ``curl`` rather than a browser). The operator pushes that URL to XCom as
+soon as the task is created and replaces it with the video URL on success.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseOperatorLink
+from airflow.sdk.execution_time.xcom import XCom
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
+
+#: XCom key of the Runway task id, pushed right after the task is created.
+RUNWAY_TASK_ID_XCOM_KEY = "runway_task_id"
+#: XCom key of the URL the extra link opens.
+RUNWAY_RESULT_URL_XCOM_KEY = "runway_result_url"
+
+
+class RunwayTaskLink(BaseOperatorLink):
+    """Link to the video of a Runway task, or to its status endpoint while it is not finished."""
+
+    name = "Runway Result"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        url = XCom.get_value(ti_key=ti_key, key=RUNWAY_RESULT_URL_XCOM_KEY)
+        return url if isinstance(url, str) else ""

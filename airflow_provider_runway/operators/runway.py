@@ -1,0 +1,553 @@
+"""Operators that submit a Runway generation on KIE.ai and wait for its video.
+
+Every generation costs credits, so these operators never pay twice for one task instance: the
+created Runway task id is stored durably before any wait (Airflow 3.3's ``task_state_store``, or an
+Airflow Variable on older versions) and a later try attaches to that task while it is pending,
+running or succeeded. Only a failed task is created anew.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_runway.core import (
+    AlephRequest,
+    ExtendRequest,
+    GenerateRequest,
+    RunwayCreateUncertainError,
+    RunwayError,
+    RunwayParameterError,
+    RunwayRateLimitedError,
+    RunwayResultExpiredError,
+    RunwayTask,
+    RunwayTaskFailedError,
+    RunwayTaskTimeoutError,
+    RunwayTransportError,
+    RunwayUnavailableError,
+    TaskFamily,
+    TaskStatus,
+    ValidationLimits,
+)
+from airflow_provider_runway.core.models import DEFAULT_DURATIONS
+from airflow_provider_runway.core.wire import status_path
+from airflow_provider_runway.links.runway import (
+    RUNWAY_RESULT_URL_XCOM_KEY,
+    RUNWAY_TASK_ID_XCOM_KEY,
+    RunwayTaskLink,
+)
+
+try:
+    from airflow.sdk import ResumableJobMixin
+except ImportError:  # Airflow < 3.3 has no task_state_store
+    from airflow_provider_runway.operators._resumable import (  # type: ignore[assignment]
+        VariableResumableJobMixin as ResumableJobMixin,
+    )
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_runway.core import CreateRequest
+    from airflow_provider_runway.hooks.runway import RunwayHook
+
+#: Keys of the operator's return value once the task finished (see ``RunwayTask.to_dict``).
+RESULT_KEYS: tuple[str, ...] = (
+    "task_id",
+    "family",
+    "state",
+    "video_url",
+    "image_url",
+    "video_id",
+    "parent_task_id",
+    "expired",
+    "created_at",
+    "completed_at",
+    "fail_code",
+    "fail_message",
+)
+#: At most one progress line per this many seconds in the task log.
+PROGRESS_LOG_INTERVAL = 30.0
+#: Status reads that may fail in a row (each after the hook's own retries) before the wait gives up.
+MAX_CONSECUTIVE_POLL_ERRORS = 3
+#: Limits used at DAG parse time, when the connection (which may narrow them) is not read yet:
+#: the longest documented prompt limit and every documented duration.
+PARSE_TIME_LIMITS = ValidationLimits(max_prompt_length=2048, durations=DEFAULT_DURATIONS)
+#: Stand-ins for templated values during parse-time validation, valid for every request type.
+_PLACEHOLDERS: dict[str, Any] = {
+    "prompt": "templated prompt",
+    "image_url": "https://templated.invalid/image.png",
+    "video_url": "https://templated.invalid/video.mp4",
+    "reference_image": "https://templated.invalid/reference.png",
+    "callback_url": "https://templated.invalid/callback",
+    "source_task_id": "templated-task-id",
+    "duration": 5,
+    "quality": "720p",
+    "aspect_ratio": "16:9",
+    "water_mark": "",
+    "seed": None,
+    "upload_cn": False,
+}
+#: Errors on create after which no task exists, so an Airflow retry is safe.
+_RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError)
+
+
+def is_templated(value: Any) -> bool:
+    """Whether ``value`` is only known at run time: a Jinja string or an XComArg-like reference."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return callable(getattr(value, "resolve", None))
+
+
+def to_seconds(value: float | timedelta, name: str) -> float:
+    """Seconds from a number or a timedelta; must be positive."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        raise RunwayParameterError(name, value, "must be a positive number of seconds or a timedelta")
+    return float(seconds)
+
+
+def _coerce_rendered(name: str, value: Any) -> Any:
+    """Undo what string rendering does to optional and boolean values (``None`` -> ``"None"``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if name == "upload_cn" and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if name in ("seed", "image_url", "reference_image", "callback_url", "aspect_ratio") and text in ("", "None"):
+        return None
+    return value
+
+
+class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
+    """
+    Shared behaviour of the Runway operators: create a task, store its id, wait, return the result.
+
+    :param runway_conn_id: Connection to KIE.ai (password: API key; host: base URL).
+    :param wait_for_completion: Wait until the Runway task finishes. When False, return right after
+        creation with ``task_id``, ``family`` and ``state``.
+    :param deferrable: Wait in the triggerer instead of holding a worker slot.
+    :param poll_interval: Seconds between status reads.
+    :param timeout: How long to wait for the task, in seconds or as a timedelta; the default suits the
+        family (30 minutes for Runway, 60 for Aleph). A timeout fails this try; a retry attaches to the
+        same Runway task and waits again, without paying twice.
+    :param runway_retry_limit: Retries of one HTTP call on transient errors (429, 455, 5xx, timeouts).
+    :param runway_retry_delay: Initial delay between those retries, in seconds.
+    :param download_to: Folder or object-storage URL (templated). When set and the task succeeded,
+        the video and thumbnail are copied there and their paths added to the return value.
+    :param retry_remote_failures: A failed generation ends the task without retries by default, since
+        a retry pays again. Set True to let Airflow retries create a new Runway task after a failure.
+    :param durable: Store the Runway task id so a retry attaches to it (True by default).
+    """
+
+    family: ClassVar[TaskFamily] = TaskFamily.RUNWAY
+    default_timeout: ClassVar[timedelta] = timedelta(minutes=30)
+    request_class: ClassVar[type[GenerateRequest] | type[ExtendRequest] | type[AlephRequest]] = GenerateRequest
+    request_fields: ClassVar[tuple[str, ...]] = ()
+    external_id_key = RUNWAY_TASK_ID_XCOM_KEY
+    operator_extra_links = (RunwayTaskLink(),)
+    ui_color = "#1b1b1b"
+    ui_fgcolor = "#ffffff"
+
+    def __init__(
+        self,
+        *,
+        runway_conn_id: str = "runway_default",
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 5.0,
+        timeout: float | timedelta | None = None,
+        runway_retry_limit: int = 5,
+        runway_retry_delay: float = 1.0,
+        download_to: Any = None,
+        retry_remote_failures: bool = False,
+        multiple_outputs: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(multiple_outputs=multiple_outputs, **kwargs)
+        self.runway_conn_id = runway_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = to_seconds(poll_interval, "poll_interval")
+        self.timeout = to_seconds(timeout if timeout is not None else self.default_timeout, "timeout")
+        self.runway_retry_limit = runway_retry_limit
+        self.runway_retry_delay = runway_retry_delay
+        self.download_to = download_to
+        self.retry_remote_failures = retry_remote_failures
+        self.runway_task_id: str | None = None
+        self._known_task: RunwayTask | None = None
+        self._result: dict[str, Any] | None = None
+
+    # -- validation ---------------------------------------------------------------------------
+
+    def _request_values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.request_fields}
+
+    def validate_static(self) -> None:
+        """Validate the literal parameters; templated ones are checked again once rendered."""
+        values = {
+            name: _PLACEHOLDERS[name] if is_templated(value) else value
+            for name, value in self._request_values().items()
+        }
+        self.request_class(**values, limits=PARSE_TIME_LIMITS)
+
+    def build_request(self, limits: ValidationLimits) -> CreateRequest:
+        """The create request from the rendered parameters; fails the task at once when invalid."""
+        values = {name: _coerce_rendered(name, value) for name, value in self._request_values().items()}
+        try:
+            return self.request_class(**values, limits=limits)
+        except RunwayParameterError as err:
+            raise AirflowFailException(f"{self.task_id}: {err.message}; no Runway task was created") from err
+
+    # -- hooks and context ----------------------------------------------------------------------
+
+    @cached_property
+    def hook(self) -> RunwayHook:
+        """The Runway hook of this operator."""
+        from airflow_provider_runway.hooks.runway import RunwayHook
+
+        return RunwayHook(self.runway_conn_id, retry_limit=self.runway_retry_limit, retry_delay=self.runway_retry_delay)
+
+    def status_url(self, task_id: str) -> str:
+        """The status endpoint of ``task_id`` (the extra link's target until a video exists)."""
+        return f"{self.hook.base_url.rstrip('/')}{status_path(self.family)}?taskId={quote(task_id, safe='')}"
+
+    def _announce(self, context: Context, task_id: str) -> None:
+        self.runway_task_id = task_id
+        ti = context["ti"]
+        ti.xcom_push(key=RUNWAY_TASK_ID_XCOM_KEY, value=task_id)
+        ti.xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=self.status_url(task_id))
+
+    # -- execution ------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._request = self.build_request(self.hook.get_validation_limits())
+        return self.execute_resumable(context)
+
+    def submit_job(self, context: Context) -> str:
+        """Create the Runway task; errors that retrying cannot fix fail the task without retries."""
+        try:
+            task_id = self.hook.create_task(self._request)
+        except _RETRYABLE_CREATE_ERRORS:
+            raise
+        except RunwayTransportError as err:
+            if not err.request_sent:
+                raise
+            raise AirflowFailException(f"{err.message}; not retried, a Runway task may exist") from err
+        except (RunwayError, ValueError) as err:
+            raise AirflowFailException(self._create_failure_message(err)) from err
+        self.log.info("Created Runway %s task %s", self.family.value, task_id)
+        self._known_task = RunwayTask(task_id=task_id, family=self.family, status=TaskStatus.PENDING)
+        return task_id
+
+    def _create_failure_message(self, err: Exception) -> str:
+        if isinstance(err, RunwayCreateUncertainError):
+            return f"{err}. The task is not retried, to avoid paying twice; check KIE before clearing it."
+        return f"Runway refused to create the task: {err}"
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        task = self._read_task(str(external_id))
+        self._known_task = task
+        return task.status.value
+
+    def is_job_active(self, status: str) -> bool:
+        return status in (TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == TaskStatus.SUCCEEDED.value
+
+    # The mixin returns this method's value when it reattaches, so it returns the result too.
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
+        """Wait for the task (here or in the triggerer) and keep its result for ``get_job_result``."""
+        task_id = str(external_id)
+        self._announce(context, task_id)
+        if not self.wait_for_completion:
+            state = self._known_task.status.value if self._known_task else TaskStatus.PENDING.value
+            self._result = {"task_id": task_id, "family": self.family.value, "state": state}
+            return self._result
+        if self.deferrable:
+            self._defer(task_id)
+        self._result = self._finish(context, self._wait(task_id))
+        return self._result
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        if self._result is not None:
+            return self._result
+        task_id = str(external_id)
+        self._announce(context, task_id)
+        known = self._known_task
+        task = known if known is not None and known.task_id == task_id else self._read_task(task_id)
+        self._result = self._finish(context, task)
+        return self._result
+
+    def _defer(self, task_id: str) -> None:
+        from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+
+        self.defer(
+            trigger=RunwayTaskTrigger(
+                task_id=task_id,
+                family=self.family.value,
+                runway_conn_id=self.runway_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=time.time() + self.timeout,
+                retry_limit=self.runway_retry_limit,
+                retry_delay=self.runway_retry_delay,
+            ),
+            method_name="execute_complete",
+            # The trigger enforces the deadline: Airflow's own timeout would end the task without
+            # calling execute_complete, so the message would not name the Runway task.
+            timeout=None,
+        )
+
+    def _read_task(self, task_id: str) -> RunwayTask:
+        try:
+            return self.hook.get_task(task_id, self.family)
+        except RunwayError as err:
+            raise AirflowException(f"Could not read Runway task {task_id}: {err}") from err
+
+    def _wait(self, task_id: str) -> RunwayTask:
+        started = time.monotonic()
+        deadline = started + self.timeout
+        last_log = float("-inf")
+        errors = 0
+        while True:
+            try:
+                task = self.hook.get_task(task_id, self.family)
+                errors = 0
+            except RunwayError as err:
+                errors += 1
+                if not err.retryable or errors >= MAX_CONSECUTIVE_POLL_ERRORS:
+                    raise AirflowException(f"Could not read Runway task {task_id}: {err}") from err
+                self.log.warning("Reading Runway task %s failed (%s); polling again", task_id, err)
+                task = None
+            if task is not None and task.is_terminal:
+                return task
+            now = time.monotonic()
+            if task is not None and now - last_log >= PROGRESS_LOG_INTERVAL:
+                last_log = now
+                self.log.info(
+                    "Runway task %s is %s (%s); waited %.0f s",
+                    task_id,
+                    task.status.value,
+                    task.raw_state,
+                    now - started,
+                )
+            if now >= deadline:
+                raise RunwayTaskTimeoutError(
+                    f"Runway task {task_id} did not finish within {self.timeout:.0f} s "
+                    f"(waited {now - started:.0f} s); it keeps running on KIE and a retry attaches to it"
+                )
+            time.sleep(min(self.poll_interval, max(deadline - now, 0.0)))
+
+    # -- results ----------------------------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Turn the trigger's event into the return value, or into the matching failure."""
+        status = event.get("status")
+        task_id = str(event.get("task_id") or self.runway_task_id or "")
+        message = str(event.get("message") or "")
+        task_dict = event.get("task")
+        task = RunwayTask.from_dict(task_dict) if isinstance(task_dict, Mapping) else None
+        self.runway_task_id = task_id
+        if status == "success" and task is not None:
+            return self._finish(context, task)
+        if status == "failed":
+            if task is not None and (task.status is TaskStatus.FAILED or task.expired):
+                return self._finish(context, task)
+            raise self._remote_failure(RunwayTaskFailedError(task_id, None, message))
+        if status == "timeout":
+            raise RunwayTaskTimeoutError(message or f"Runway task {task_id} did not finish within {self.timeout} s")
+        raise AirflowException(f"Waiting for Runway task {task_id} failed: {message or event!r}")
+
+    def _finish(self, context: Context, task: RunwayTask) -> dict[str, Any]:
+        if task.status is TaskStatus.FAILED:
+            raise self._remote_failure(RunwayTaskFailedError(task.task_id, task.fail_code, task.fail_message))
+        if task.expired:
+            err = RunwayResultExpiredError(
+                f"Runway task {task.task_id} succeeded but its files have expired (KIE keeps them 14 days)"
+            )
+            raise AirflowFailException(err.message) from err
+        result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
+        if task.video_url:
+            context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
+        if self.download_to:
+            result.update(self._download(result))
+        self.log.info("Runway task %s succeeded: %s", task.task_id, task.video_url)
+        return result
+
+    def _remote_failure(self, err: RunwayTaskFailedError) -> Exception:
+        if self.retry_remote_failures:
+            return AirflowException(f"{err.message}; a retry creates a new task")
+        failure = AirflowFailException(f"{err.message}; not retried (a new task costs credits again)")
+        failure.__cause__ = err
+        return failure
+
+    def _download(self, result: dict[str, Any]) -> dict[str, Any]:
+        try:
+            from airflow_provider_runway.storage import persist_task_result
+        except ModuleNotFoundError as err:
+            if err.name != "airflow_provider_runway.storage":
+                raise
+            raise AirflowFailException(
+                "download_to needs airflow_provider_runway.storage, which this installation lacks"
+            ) from err
+        return persist_task_result(result, self.download_to, hook=self.hook)
+
+    def on_kill(self) -> None:
+        if self.runway_task_id:
+            self.log.warning(
+                "KIE has no cancel endpoint: Runway task %s keeps running (and costs credits); "
+                "a retry of this task instance attaches to it",
+                self.runway_task_id,
+            )
+
+
+class RunwayGenerateOperator(RunwayBaseOperator):
+    """
+    Generate a video with Runway Gen-3 on KIE.ai: text-to-video, or image-to-video with ``image_url``.
+
+    .. seealso::
+        https://docs.kie.ai/runway-api/generate-ai-video
+
+    :param prompt: What the video shows (templated).
+    :param image_url: Image to animate; turns the request into image-to-video (templated).
+    :param duration: Seconds of video, 5 or 10 (8 on newer API versions); 10 cannot be 1080p.
+    :param quality: ``"720p"`` or ``"1080p"``.
+    :param aspect_ratio: ``"16:9"``, ``"4:3"``, ``"1:1"``, ``"3:4"`` or ``"9:16"``; required without image.
+    :param water_mark: Watermark text, ``""`` for none.
+    :param callback_url: URL KIE calls when the task ends (templated).
+    :param seed: Optional seed, passed through only when set.
+    """
+
+    request_class = GenerateRequest
+    request_fields = (
+        "prompt",
+        "image_url",
+        "duration",
+        "quality",
+        "aspect_ratio",
+        "water_mark",
+        "callback_url",
+        "seed",
+    )
+    template_fields: Sequence[str] = (*request_fields, "runway_conn_id", "download_to")
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        image_url: str | None = None,
+        duration: int = 5,
+        quality: str = "720p",
+        aspect_ratio: str | None = "16:9",
+        water_mark: str = "",
+        callback_url: str | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.image_url = image_url
+        self.duration = duration
+        self.quality = quality
+        self.aspect_ratio = aspect_ratio
+        self.water_mark = water_mark
+        self.callback_url = callback_url
+        self.seed = seed
+        self.validate_static()
+
+
+class RunwayExtendOperator(RunwayBaseOperator):
+    """
+    Continue a finished Runway video with a new prompt; the extension keeps the source aspect ratio.
+
+    :param source_task_id: Runway task id of the video to extend (templated), e.g. the XComArg
+        ``generate.output["task_id"]`` of an upstream :class:`RunwayGenerateOperator`.
+    :param prompt: What happens next (templated).
+    :param quality: ``"720p"`` or ``"1080p"``.
+    :param water_mark: Watermark text, ``""`` for none.
+    :param callback_url: URL KIE calls when the task ends (templated).
+    """
+
+    request_class = ExtendRequest
+    request_fields = ("source_task_id", "prompt", "quality", "water_mark", "callback_url")
+    template_fields: Sequence[str] = (*request_fields, "runway_conn_id", "download_to")
+
+    def __init__(
+        self,
+        *,
+        source_task_id: str,
+        prompt: str,
+        quality: str = "720p",
+        water_mark: str = "",
+        callback_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.source_task_id = source_task_id
+        self.prompt = prompt
+        self.quality = quality
+        self.water_mark = water_mark
+        self.callback_url = callback_url
+        self.validate_static()
+
+
+class RunwayAlephOperator(RunwayBaseOperator):
+    """
+    Edit a video with Runway Aleph (video-to-video) on KIE.ai; the first 5 seconds are processed.
+
+    :param prompt: The edit to make (templated).
+    :param video_url: Input video, an http(s) URL of at most 10 MB (templated).
+    :param aspect_ratio: Output aspect ratio (adds ``"21:9"`` to the Runway ones); default: the input's.
+    :param seed: Optional seed.
+    :param reference_image: Optional reference image URL (templated).
+    :param water_mark: Watermark text, ``""`` for none.
+    :param upload_cn: Upload through KIE's China region.
+    :param callback_url: URL KIE calls when the task ends (templated).
+    """
+
+    family = TaskFamily.ALEPH
+    default_timeout = timedelta(minutes=60)
+    request_class = AlephRequest
+    request_fields = (
+        "prompt",
+        "video_url",
+        "aspect_ratio",
+        "seed",
+        "reference_image",
+        "water_mark",
+        "upload_cn",
+        "callback_url",
+    )
+    template_fields: Sequence[str] = (*request_fields, "runway_conn_id", "download_to")
+
+    def __init__(
+        self,
+        *,
+        prompt: str,
+        video_url: str,
+        aspect_ratio: str | None = None,
+        seed: int | None = None,
+        reference_image: str | None = None,
+        water_mark: str = "",
+        upload_cn: bool = False,
+        callback_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.prompt = prompt
+        self.video_url = video_url
+        self.aspect_ratio = aspect_ratio
+        self.seed = seed
+        self.reference_image = reference_image
+        self.water_mark = water_mark
+        self.upload_cn = upload_cn
+        self.callback_url = callback_url
+        self.validate_static()
