@@ -1,0 +1,1 @@
+"""Hooks of the Runway (KIE.ai) provider."""

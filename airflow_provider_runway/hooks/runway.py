@@ -1,0 +1,668 @@
+"""Hook for KIE.ai's Runway video API (Gen-3 generate, extend, Aleph)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+from requests.auth import AuthBase
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from airflow_provider_runway import __version__
+from airflow_provider_runway.core.errors import (
+    MAX_ERROR_BODY_BYTES,
+    RunwayAuthError,
+    RunwayCreateUncertainError,
+    RunwayError,
+    RunwayProtocolError,
+    RunwayRateLimitedError,
+    RunwayTransportError,
+    RunwayUnavailableError,
+    parse_envelope,
+    truncate,
+)
+from airflow_provider_runway.core.models import (
+    AlephRequest,
+    CreateRequest,
+    ExtendRequest,
+    GenerateRequest,
+    ValidationLimits,
+    check_task_id,
+    check_url,
+)
+from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_record
+from airflow_provider_runway.core.wire import (
+    ALEPH_GENERATE_PATH,
+    CREDIT_PATH,
+    DEFAULT_BASE_URL,
+    DOWNLOAD_URL_PATH,
+    RUNWAY_EXTEND_PATH,
+    RUNWAY_GENERATE_PATH,
+    created_task_id,
+    status_path,
+)
+
+USER_AGENT = f"airflow-provider-runway/{__version__}"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_RETRY_LIMIT = 5
+DEFAULT_RETRY_DELAY = 1.0
+#: Longest exponential back-off step between two retries, in seconds.
+MAX_BACKOFF = 60.0
+#: Longest ``Retry-After`` honoured, in seconds; a longer one is shortened to this.
+MAX_RETRY_AFTER = 300.0
+#: Largest successful response body read; KIE's envelopes are a few kilobytes.
+MAX_BODY_BYTES = 1024 * 1024
+#: Code KIE uses for planned maintenance: nothing was created, so a create may be retried.
+MAINTENANCE_CODE = 455
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def backoff_delay(attempt: int, delay: float, retry_after: float | None = None, cap: float = MAX_BACKOFF) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based).
+
+    Exponential (``delay * 2**(attempt-1)``, at most ``cap``) with equal jitter, so a crowd of
+    clients does not retry in lock step; never shorter than the server's ``Retry-After``.
+    """
+    base = min(cap, max(0.0, delay) * 2 ** max(0, attempt - 1))
+    wait = base / 2 + random.uniform(0, base / 2)
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
+    return wait
+
+
+class _BackoffWait(tenacity.wait.wait_base):
+    """Tenacity wait strategy applying :func:`backoff_delay` and the error's ``retry_after``."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = error.retry_after if isinstance(error, RunwayRateLimitedError) else None
+        return backoff_delay(retry_state.attempt_number, self.delay, retry_after)
+
+
+def _read_may_retry(error: BaseException) -> bool:
+    return isinstance(error, RunwayError) and error.retryable
+
+
+def _create_may_retry(error: BaseException) -> bool:
+    """Only where the server cannot have created a task: 429, 455, or a request never sent."""
+    if isinstance(error, RunwayRateLimitedError):
+        return True
+    if isinstance(error, RunwayUnavailableError):
+        return error.code == MAINTENANCE_CODE
+    if isinstance(error, RunwayTransportError):
+        return not error.request_sent
+    return False
+
+
+def _create_outcome_unknown(error: BaseException) -> bool:
+    """A create failed in a way that leaves open whether the server created (and charged) a task."""
+    if isinstance(error, RunwayUnavailableError):
+        return error.code != MAINTENANCE_CODE
+    if isinstance(error, RunwayTransportError):
+        return error.request_sent
+    return isinstance(error, RunwayProtocolError)
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in _TRUE
+
+
+def _as_float(extra: Mapping[str, Any], key: str, default: float) -> float:
+    value = extra.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Runway connection extra {key}={value!r} must be a number") from None
+    if number < 0:
+        raise ValueError(f"Runway connection extra {key}={value!r} must not be negative")
+    return number
+
+
+def build_base_url(host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
+    """The API base URL from a connection's host, port and ``use_https`` extra."""
+    host = (host or "").strip().rstrip("/")
+    if not host:
+        return DEFAULT_BASE_URL
+    if "://" not in host:
+        scheme = "https" if _as_bool(extra.get("use_https"), default=True) else "http"
+        host = f"{scheme}://{host}"
+    scheme, _, rest = host.partition("://")
+    if scheme.lower() not in ("http", "https") or not rest:
+        raise ValueError(f"Runway connection host {host!r} must be an http(s) URL such as {DEFAULT_BASE_URL}")
+    netloc = rest.split("/", 1)[0]
+    if port and ":" not in netloc.rsplit("]", 1)[-1]:
+        host = host.replace(netloc, f"{netloc}:{port}", 1)
+    return host
+
+
+class _BearerAuth(AuthBase):
+    """Sets the ``Authorization: Bearer`` and ``User-Agent`` headers; its repr never shows the key."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        request.headers["User-Agent"] = USER_AGENT
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(api_key=***)"
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What the hook needs from its connection; the key and the extra stay out of the repr."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    connect_timeout: float
+    read_timeout: float
+    retry_limit: int
+    retry_delay: float
+    extra: Mapping[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    body: bytes
+    retry_after: str | None
+    elapsed_ms: float
+
+
+def _request_never_sent(error: requests.RequestException) -> bool:
+    """Whether ``requests`` failed before the request could reach the server."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(error, requests.exceptions.ConnectionError):
+        return False
+    reason = error.args[0] if error.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def _aiohttp_never_sent(error: BaseException) -> bool:
+    connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)
+    if connect_timeout is not None and isinstance(error, connect_timeout):
+        return True
+    return isinstance(error, aiohttp.ClientConnectorError)
+
+
+class RunwayHook(HttpHook):
+    """
+    Interact with KIE.ai's Runway API: create generate, extend and Aleph tasks and read their status.
+
+    The connection (type ``runway``) holds the API key in ``password`` and the base URL in ``host``
+    (empty means ``https://api.kie.ai``). Optional ``extra`` keys: ``connect_timeout`` and
+    ``read_timeout`` (seconds), ``retry_limit``, ``retry_delay``, ``webhook_hmac_key``,
+    ``max_prompt_length``, ``allowed_durations`` and ``use_https``.
+
+    The scheme comes from the host when it has one (``http://127.0.0.1:8089``). A host without a
+    scheme uses https unless the extra says ``use_https=false``, which is how the URI form of a
+    connection reaches a plain-http server such as the bundled simulator::
+
+        AIRFLOW_CONN_RUNWAY_DEFAULT='runway://:API_KEY@127.0.0.1:8089/?use_https=false'
+        AIRFLOW_CONN_RUNWAY_DEFAULT='{"conn_type": "runway", "host": "http://127.0.0.1:8089", "password": "API_KEY"}'
+
+    (A percent-encoded host such as ``runway://:API_KEY@http%3A%2F%2F127.0.0.1%3A8089`` works too.)
+
+    Every call sends ``Authorization: Bearer <key>`` and ``User-Agent: airflow-provider-runway/<version>``.
+    Retryable errors (429 honouring ``Retry-After``, 455, 5xx, timeouts, dropped connections, malformed
+    bodies) are retried with exponential back-off and jitter, up to ``retry_limit`` retries. Creating a
+    task is not idempotent on KIE's side, so a create is retried only when no task can have been created
+    (429, 455, connection refused, connect timeout); after a 5xx, a read timeout or a dropped connection
+    it raises :class:`~airflow_provider_runway.core.errors.RunwayCreateUncertainError` instead of paying twice.
+    The key never appears in logs, exceptions or reprs.
+
+    :param runway_conn_id: The :ref:`Runway connection <howto/connection:runway>` to use.
+    :param retry_limit: Retries after the first attempt of a retryable call. When left at the default,
+        the connection's ``retry_limit`` extra applies if set.
+    :param retry_delay: Base of the exponential back-off, in seconds. When left at the default, the
+        connection's ``retry_delay`` extra applies if set.
+    :param timeout: Read timeout in seconds, overriding the connection's ``read_timeout`` extra.
+    :param kwargs: Passed to :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
+    """
+
+    conn_name_attr = "runway_conn_id"
+    default_conn_name = "runway_default"
+    conn_type = "runway"
+    hook_name = "Runway (KIE.ai)"
+
+    def __init__(
+        self,
+        runway_conn_id: str = default_conn_name,
+        *,
+        retry_limit: int = DEFAULT_RETRY_LIMIT,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._base_url_override: str | None = None
+        super().__init__(method="GET", http_conn_id=runway_conn_id, auth_type=_BearerAuth, **kwargs)
+        if retry_limit < 0:
+            raise ValueError(f"retry_limit must be 0 or more, got {retry_limit}")
+        if retry_delay < 0:
+            raise ValueError(f"retry_delay must not be negative, got {retry_delay}")
+        self.runway_conn_id = runway_conn_id
+        self.retry_limit = retry_limit
+        self.retry_delay = retry_delay
+        self.timeout = timeout
+        self._settings_cache: _Settings | None = None
+        self._requests_session: requests.Session | None = None
+        self._asession: aiohttp.ClientSession | None = None
+        self._asession_depth = 0
+        # Injection points for tests; tenacity looks them up at each retry.
+        self._sleep: Callable[[float], None] = time.sleep
+        self._asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    # ----------------------------------------------------------------- connection form
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel the password as the API key and hide the fields Runway does not use."""
+        return {
+            "hidden_fields": ["schema", "login", "port"],
+            "relabeling": {"password": "API Key", "host": "Base URL"},
+            "placeholders": {
+                "host": DEFAULT_BASE_URL,
+                "password": "KIE.ai API key",
+                "extra": (
+                    '{"connect_timeout": 10, "read_timeout": 30, "retry_limit": 5, "retry_delay": 1, '
+                    '"webhook_hmac_key": "...", "max_prompt_length": 1800, "allowed_durations": [5, 8, 10]}'
+                ),
+            },
+        }
+
+    # ----------------------------------------------------------------- settings
+
+    def _settings_from(self, host: str | None, port: int | None, password: str | None, extra: Any) -> _Settings:
+        extra = dict(extra) if isinstance(extra, Mapping) else {}
+        if not password:
+            raise RunwayAuthError(
+                f"The Runway connection {self.runway_conn_id!r} has no API key: put the key in its password field"
+            )
+        retry_limit = self.retry_limit
+        if retry_limit == DEFAULT_RETRY_LIMIT and extra.get("retry_limit") not in (None, ""):
+            retry_limit = int(_as_float(extra, "retry_limit", DEFAULT_RETRY_LIMIT))
+        retry_delay = self.retry_delay
+        if retry_delay == DEFAULT_RETRY_DELAY:
+            retry_delay = _as_float(extra, "retry_delay", DEFAULT_RETRY_DELAY)
+        read_timeout = self.timeout if self.timeout is not None else _as_float(extra, "read_timeout", 0)
+        return _Settings(
+            base_url=build_base_url(host, port, extra),
+            api_key=password,
+            connect_timeout=_as_float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT,
+            read_timeout=read_timeout or DEFAULT_READ_TIMEOUT,
+            retry_limit=retry_limit,
+            retry_delay=retry_delay,
+            extra=extra,
+        )
+
+    def _settings(self) -> _Settings:
+        if self._settings_cache is None:
+            conn = self.get_connection(self.runway_conn_id)
+            self._settings_cache = self._settings_from(conn.host, conn.port, conn.password, conn.extra_dejson)
+        return self._settings_cache
+
+    async def _asettings(self) -> _Settings:
+        if self._settings_cache is None:
+            try:
+                from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            except ImportError:  # an older common-compat provider
+                conn = await self.aget_connection(self.runway_conn_id)
+                extra = conn.extra_dejson
+            else:
+                conn = await get_async_connection(self.runway_conn_id, hook=self)
+                extra = await get_async_extra_dejson(conn)
+            self._settings_cache = self._settings_from(conn.host, conn.port, conn.password, extra)
+        return self._settings_cache
+
+    @property  # type: ignore[override]
+    def base_url(self) -> str:
+        """The API base URL: the connection's host, or ``https://api.kie.ai`` when empty."""
+        return self._base_url_override or self._settings().base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        # HttpHook.__init__ assigns "" here; only a real URL overrides the connection.
+        self._base_url_override = value.rstrip("/") if value else None
+
+    def get_validation_limits(self) -> ValidationLimits:
+        """Prompt length and duration limits from the connection's extra (defaults otherwise)."""
+        return ValidationLimits.from_extra(self._settings().extra)
+
+    def get_webhook_hmac_key(self) -> str | None:
+        """The key KIE signs callbacks with (extra ``webhook_hmac_key``), or ``None``."""
+        key = self._settings().extra.get("webhook_hmac_key")
+        return str(key) if key else None
+
+    # ----------------------------------------------------------------- sync transport
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """A ``requests`` session with Bearer auth, the User-Agent and keep-alive adapters."""
+        settings = self._settings()
+        session = requests.Session()
+        session.auth = _BearerAuth(settings.api_key)
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        if headers:
+            session.headers.update(headers)
+        return self._configure_session_from_mount_adapters(session)
+
+    def _session(self) -> requests.Session:
+        if self._requests_session is None:
+            self._requests_session = self.get_conn()
+        return self._requests_session
+
+    def _redact(self, body: bytes) -> bytes:
+        """Remove the key from a remote body in case a proxy echoes request headers back."""
+        key = self._settings_cache.api_key if self._settings_cache else ""
+        return body.replace(key.encode(), b"***") if key else body
+
+    def _transport_error(
+        self, method: str, path: str, error: BaseException, *, never_sent: bool
+    ) -> RunwayTransportError:
+        key = self._settings_cache.api_key if self._settings_cache else ""
+        detail = str(error).replace(key, "***") if key else str(error)
+        return RunwayTransportError(
+            f"{method} {path} failed: {type(error).__name__}: {truncate(detail) or 'no detail'}",
+            request_sent=not never_sent,
+        )
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None) -> _Response:
+        settings = self._settings()
+        url = f"{self.base_url}{path}"
+        started = time.monotonic()
+        try:
+            with self._session().request(
+                method,
+                url,
+                params=params,
+                json=body,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                stream=True,
+                allow_redirects=False,
+            ) as response:
+                content = self._read_capped(response)
+                status, retry_after = response.status_code, response.headers.get("Retry-After")
+        except requests.RequestException as error:
+            elapsed = (time.monotonic() - started) * 1000
+            self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
+            raise self._transport_error(method, path, error, never_sent=_request_never_sent(error)) from None
+        return _Response(status, self._redact(content), retry_after, (time.monotonic() - started) * 1000)
+
+    @staticmethod
+    def _read_capped(response: requests.Response) -> bytes:
+        limit = MAX_BODY_BYTES if response.status_code < 400 else MAX_ERROR_BODY_BYTES
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(16 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return b"".join(chunks)[:limit]
+
+    def _check(self, method: str, path: str, response: _Response, task_id: str | None) -> Any:
+        """Log one response and return the envelope's ``data``; raise the matching error otherwise."""
+        where = f" [task {task_id}]" if task_id else ""
+        try:
+            data = parse_envelope(
+                response.status, response.body, retry_after=response.retry_after, method=method, path=path
+            )
+        except RunwayError as error:
+            self.log.warning(
+                "Runway API %s %s -> HTTP %s in %.0f ms%s: %s",
+                method,
+                path,
+                response.status,
+                response.elapsed_ms,
+                where,
+                error,
+            )
+            raise
+        self.log.debug(
+            "Runway API %s %s -> HTTP %s in %.0f ms%s", method, path, response.status, response.elapsed_ms, where
+        )
+        return data
+
+    def _retry_kwargs(self, policy: Callable[[BaseException], bool], retries: int, method: str, path: str) -> dict:
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            self.log.warning(
+                "Runway API %s %s: %s; retry %d of %d in %.1f s",
+                method,
+                path,
+                error,
+                state.attempt_number,
+                retries,
+                wait,
+            )
+
+        return {
+            "stop": tenacity.stop_after_attempt(retries + 1),
+            "wait": _BackoffWait(self._settings_cache.retry_delay if self._settings_cache else self.retry_delay),
+            "retry": tenacity.retry_if_exception(policy),
+            "before_sleep": log_retry,
+            "reraise": True,
+        }
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        parse: Callable[[Any], Any] = lambda data: data,
+        task_id: str | None = None,
+        policy: Callable[[BaseException], bool] = _read_may_retry,
+        retries: int | None = None,
+    ) -> Any:
+        """One API call with retries; ``parse`` runs inside the retried attempt."""
+        settings = self._settings()
+
+        def attempt() -> Any:
+            return parse(self._check(method, path, self._send(method, path, params, body), task_id))
+
+        retrying = tenacity.Retrying(
+            sleep=lambda seconds: self._sleep(seconds),
+            **self._retry_kwargs(policy, settings.retry_limit if retries is None else retries, method, path),
+        )
+        return retrying(attempt)
+
+    # ----------------------------------------------------------------- create
+
+    def create_task(self, request: CreateRequest) -> str:
+        """Create the task ``request`` describes (generate, extend or Aleph); return its task id."""
+        if isinstance(request, GenerateRequest):
+            return self.create_generate_task(request)
+        if isinstance(request, ExtendRequest):
+            return self.create_extend_task(request)
+        if isinstance(request, AlephRequest):
+            return self.create_aleph_task(request)
+        raise TypeError(f"Expected a GenerateRequest, ExtendRequest or AlephRequest, got {type(request).__name__}")
+
+    def create_generate_task(self, request: GenerateRequest) -> str:
+        """Start a Runway text-to-video or image-to-video generation; return the new task id."""
+        return self._create(RUNWAY_GENERATE_PATH, request.to_payload())
+
+    def create_extend_task(self, request: ExtendRequest) -> str:
+        """Extend a finished Runway video; return the new task id."""
+        return self._create(RUNWAY_EXTEND_PATH, request.to_payload())
+
+    def create_aleph_task(self, request: AlephRequest) -> str:
+        """Start an Aleph video-to-video edit; return the new task id."""
+        return self._create(ALEPH_GENERATE_PATH, request.to_payload())
+
+    def _create(self, path: str, payload: dict[str, Any]) -> str:
+        def task_id_of(data: Any) -> str:
+            task_id = created_task_id(data)
+            if task_id is None:
+                raise RunwayProtocolError(f"POST {path} succeeded but returned no taskId: {truncate(repr(data))}")
+            return task_id
+
+        started = time.monotonic()
+        try:
+            task_id: str = self._call("POST", path, body=payload, parse=task_id_of, policy=_create_may_retry)
+        except RunwayError as error:
+            if _create_outcome_unknown(error):
+                raise RunwayCreateUncertainError(
+                    f"POST {path} was sent but its outcome is unknown ({error}). A task may have been created "
+                    "(and charged); it was not retried to avoid paying twice. Check your KIE.ai task history "
+                    "before creating it again."
+                ) from error
+            raise
+        self.log.info(
+            "Runway API POST %s created task %s in %.0f ms", path, task_id, (time.monotonic() - started) * 1000
+        )
+        return task_id
+
+    # ----------------------------------------------------------------- reads
+
+    def get_task(self, task_id: str, family: str | TaskFamily = "runway") -> RunwayTask:
+        """Read a task's status and result, normalised across the Runway and Aleph shapes."""
+        task_family = TaskFamily.coerce(family)
+        check_task_id(task_id)
+        path = status_path(task_family)
+        return self._call(  # type: ignore[no-any-return]
+            "GET",
+            path,
+            params={"taskId": task_id},
+            parse=lambda data: self._to_task(task_family, data, task_id, path),
+            task_id=task_id,
+        )
+
+    @staticmethod
+    def _to_task(family: TaskFamily, data: Any, task_id: str, path: str) -> RunwayTask:
+        if not isinstance(data, Mapping):
+            raise RunwayProtocolError(f"GET {path} returned no task data for {task_id}: {truncate(repr(data))}")
+        return parse_record(family, data, task_id)
+
+    def get_credits(self) -> int:
+        """Remaining credits of the account."""
+        return self._call("GET", CREDIT_PATH, parse=_to_credits)  # type: ignore[no-any-return]
+
+    def get_download_url(self, url: str) -> str:
+        """A temporary (20 minutes) direct download link for a KIE-hosted file ``url``."""
+        check_url(url, "url", required=True)
+        return self._call("POST", DOWNLOAD_URL_PATH, body={"url": url}, parse=_to_url)  # type: ignore[no-any-return]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key and base URL by reading the account's credits (the UI's Test button)."""
+        try:
+            credits = self._call("GET", CREDIT_PATH, parse=_to_credits, retries=0)
+        except Exception as error:
+            return False, f"Runway connection test failed: {error}"
+        return True, f"Connected to {self.base_url}: {credits} credits remaining"
+
+    # ----------------------------------------------------------------- async, for triggers
+
+    async def __aenter__(self) -> RunwayHook:
+        """Read the connection asynchronously and open one aiohttp session for the whole wait."""
+        if self._asession is None:
+            settings = await self._asettings()
+            self._asession = aiohttp.ClientSession(
+                headers={
+                    "Authorization": f"Bearer {settings.api_key}",
+                    "User-Agent": USER_AGENT,
+                    "Accept": "application/json",
+                },
+                timeout=aiohttp.ClientTimeout(
+                    total=settings.connect_timeout + settings.read_timeout,
+                    sock_connect=settings.connect_timeout,
+                    sock_read=settings.read_timeout,
+                ),
+            )
+        self._asession_depth += 1
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._asession_depth -= 1
+        if self._asession_depth <= 0 and self._asession is not None:
+            session, self._asession, self._asession_depth = self._asession, None, 0
+            await session.close()
+
+    async def aget_task(self, task_id: str, family: str | TaskFamily = "runway") -> RunwayTask:
+        """Async :meth:`get_task`; reuses the session inside ``async with hook:``, else opens one."""
+        task_family = TaskFamily.coerce(family)
+        check_task_id(task_id)
+        if self._asession is None:
+            async with self:
+                return await self.aget_task(task_id, task_family)
+        settings = await self._asettings()
+        path = status_path(task_family)
+
+        async def attempt() -> RunwayTask:
+            response = await self._asend("GET", path, {"taskId": task_id})
+            return self._to_task(task_family, self._check("GET", path, response, task_id), task_id, path)
+
+        retrying = tenacity.AsyncRetrying(
+            sleep=lambda seconds: self._asleep(seconds),
+            **self._retry_kwargs(_read_may_retry, settings.retry_limit, "GET", path),
+        )
+        return await retrying(attempt)  # type: ignore[no-any-return]
+
+    async def _asend(self, method: str, path: str, params: dict[str, Any] | None) -> _Response:
+        if self._asession is None:
+            raise RuntimeError("RunwayHook._asend needs an open session: use `async with hook:`")
+        url = f"{self.base_url}{path}"  # the settings are cached by __aenter__, so no blocking read here
+        started = time.monotonic()
+        try:
+            async with self._asession.request(method, url, params=params, allow_redirects=False) as response:
+                limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
+                content = await _aread_capped(response.content, limit)
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            elapsed = (time.monotonic() - started) * 1000
+            self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
+            raise self._transport_error(method, path, error, never_sent=_aiohttp_never_sent(error)) from None
+        return _Response(status, self._redact(content), retry_after, (time.monotonic() - started) * 1000)
+
+
+async def _aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in stream.iter_chunked(16 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def _to_credits(data: Any) -> int:
+    if isinstance(data, bool) or not isinstance(data, (int, float, str)):
+        raise RunwayProtocolError(f"GET {CREDIT_PATH} returned no credit count: {truncate(repr(data))}")
+    try:
+        return int(float(data))
+    except ValueError:
+        raise RunwayProtocolError(f"GET {CREDIT_PATH} returned no credit count: {truncate(repr(data))}") from None
+
+
+def _to_url(data: Any) -> str:
+    if not isinstance(data, str) or not data.strip():
+        raise RunwayProtocolError(f"POST {DOWNLOAD_URL_PATH} returned no URL: {truncate(repr(data))}")
+    return data.strip()

@@ -1,0 +1,171 @@
+"""Unit tests of RunwayHook's async API (used by the trigger), HTTP mocked with ``aioresponses``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from airflow_provider_runway import __version__
+from airflow_provider_runway.core.errors import (
+    RunwayAuthError,
+    RunwayNotFoundError,
+    RunwayProtocolError,
+    RunwayRateLimitedError,
+    RunwayUnavailableError,
+)
+from airflow_provider_runway.core.results import TaskFamily, TaskStatus
+from airflow_provider_runway.hooks.runway import RunwayHook
+from tests.unit.hooks.aiohttp_compat import mock_aiohttp
+from tests.unit.hooks.conftest import API_KEY, BASE
+
+DETAIL = re.compile(rf"^{re.escape(BASE)}/api/v1/runway/record-detail\?taskId=t-1$")
+ALEPH_INFO = re.compile(rf"^{re.escape(BASE)}/api/v1/aleph/record-info\?taskId=a-1$")
+
+RUNNING = {"code": 200, "msg": "success", "data": {"taskId": "t-1", "state": "generating"}}
+SUCCESS = {
+    "code": 200,
+    "msg": "success",
+    "data": {"taskId": "t-1", "state": "success", "videoInfo": {"videoUrl": "https://cdn.test/v.mp4"}},
+}
+
+
+@pytest.fixture
+def mocked():
+    with mock_aiohttp() as mock:
+        yield mock
+
+
+def calls(mock: aioresponses) -> int:
+    return sum(len(v) for v in mock.requests.values())
+
+
+@pytest.mark.asyncio
+async def test_one_session_for_the_whole_wait(hook, mocked, monkeypatch):
+    created: list[aiohttp.ClientSession] = []
+    original = aiohttp.ClientSession
+
+    class CountingSession(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(aiohttp, "ClientSession", CountingSession)
+    mocked.get(DETAIL, payload=RUNNING)
+    mocked.get(DETAIL, payload=RUNNING)
+    mocked.get(DETAIL, payload=SUCCESS)
+    async with hook:
+        session = hook._asession
+        assert session is not None
+        assert session.headers["Authorization"] == f"Bearer {API_KEY}"
+        assert session.headers["User-Agent"] == f"airflow-provider-runway/{__version__}"
+        states = [(await hook.aget_task("t-1")).status for _ in range(3)]
+    assert states == [TaskStatus.RUNNING, TaskStatus.RUNNING, TaskStatus.SUCCEEDED]
+    assert len(created) == 1
+    assert session.closed and hook._asession is None
+
+
+@pytest.mark.asyncio
+async def test_connection_is_read_with_the_async_api(hook, mocked, monkeypatch):
+    def no_sync_lookup(*args, **kwargs):
+        raise AssertionError("the synchronous connection lookup must not be used in async code")
+
+    monkeypatch.setattr(RunwayHook, "get_connection", classmethod(no_sync_lookup))
+    mocked.get(DETAIL, payload=SUCCESS)
+    async with hook:
+        assert hook.base_url == BASE
+        task = await hook.aget_task("t-1")
+    assert task.video_url == "https://cdn.test/v.mp4"
+
+
+@pytest.mark.asyncio
+async def test_outside_context_opens_and_closes_a_temporary_session(hook, mocked):
+    mocked.get(ALEPH_INFO, payload={"code": 200, "msg": "success", "data": {"taskId": "a-1", "successFlag": 0}})
+    task = await hook.aget_task("a-1", family=TaskFamily.ALEPH)
+    assert (task.family, task.status) == (TaskFamily.ALEPH, TaskStatus.PENDING)
+    assert hook._asession is None
+
+
+@pytest.mark.asyncio
+async def test_nested_contexts_share_the_session(hook, mocked):
+    async with hook:
+        outer = hook._asession
+        async with hook:
+            assert hook._asession is outer
+        assert hook._asession is outer and not outer.closed
+    assert outer.closed
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", ["http", "body"])
+@pytest.mark.parametrize(("code", "error"), [(401, RunwayAuthError), (404, RunwayNotFoundError)])
+async def test_errors_both_styles_not_retried(hook, mocked, sleeps, style, code, error):
+    mocked.get(DETAIL, status=code if style == "http" else 200, payload={"code": code, "msg": "nope"})
+    mocked.get(DETAIL, payload=SUCCESS)
+    with pytest.raises(error):
+        await hook.aget_task("t-1")
+    assert calls(mocked) == 1 and sleeps.calls == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("style", ["http", "body"])
+async def test_429_retried_honouring_retry_after(hook, mocked, sleeps, style):
+    mocked.get(
+        DETAIL,
+        status=429 if style == "http" else 200,
+        payload={"code": 429, "msg": "slow"},
+        headers={"Retry-After": "9"},
+    )
+    mocked.get(DETAIL, payload=SUCCESS)
+    assert (await hook.aget_task("t-1")).status is TaskStatus.SUCCEEDED
+    assert len(sleeps.calls) == 1 and 9 <= sleeps.calls[0] <= 10
+
+
+@pytest.mark.asyncio
+async def test_transient_failures_retried(hook, mocked, sleeps):
+    mocked.get(DETAIL, exception=asyncio.TimeoutError())
+    mocked.get(DETAIL, exception=aiohttp.ServerDisconnectedError())
+    mocked.get(DETAIL, status=200, body="<html>oops</html>")
+    mocked.get(DETAIL, payload=SUCCESS)
+    assert (await hook.aget_task("t-1")).status is TaskStatus.SUCCEEDED
+    assert len(sleeps.calls) == 3
+
+
+@pytest.mark.asyncio
+async def test_gives_up_after_retry_limit(hook, mocked):
+    for _ in range(6):
+        mocked.get(DETAIL, status=503, payload={"code": 503, "msg": "busy"})
+    with pytest.raises(RunwayUnavailableError):
+        await hook.aget_task("t-1")
+    assert calls(mocked) == 4
+
+
+@pytest.mark.asyncio
+async def test_persistent_429_surfaces_retry_after(hook, mocked):
+    for _ in range(4):
+        mocked.get(DETAIL, status=429, payload={"code": 429, "msg": "slow"}, headers={"Retry-After": "3"})
+    with pytest.raises(RunwayRateLimitedError) as caught:
+        await hook.aget_task("t-1")
+    assert caught.value.retry_after == 3
+
+
+@pytest.mark.asyncio
+async def test_null_data_is_a_protocol_error(runway_conn, mocked):
+    mocked.get(DETAIL, payload={"code": 200, "msg": "success", "data": None})
+    with pytest.raises(RunwayProtocolError, match="no task data"):
+        await RunwayHook(retry_limit=0).aget_task("t-1")
+
+
+@pytest.mark.asyncio
+async def test_key_never_in_async_errors(hook, mocked, capfd):
+    mocked.get(DETAIL, exception=aiohttp.ClientOSError(f"reset; Authorization: Bearer {API_KEY}"))
+    mocked.get(DETAIL, status=401, payload={"code": 401, "msg": f"bad key {API_KEY}"})
+    with pytest.raises(RunwayAuthError) as caught:
+        await hook.aget_task("t-1")
+    out, err = capfd.readouterr()
+    for text in (str(caught.value), repr(caught.value), out, err):
+        assert API_KEY not in text
+    assert "reset" in out + err  # the transient error was logged, scrubbed
