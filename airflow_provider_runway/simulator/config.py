@@ -1,0 +1,132 @@
+"""Configuration of the Runway simulator."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_runway.core.models import DEFAULT_DURATIONS, DEFAULT_MAX_PROMPT_LENGTH
+
+ERROR_STYLES: tuple[str, ...] = ("body", "http")
+
+#: Fields that cannot change while the server runs (they shape the accounts or the server itself).
+STARTUP_ONLY_FIELDS: frozenset[str] = frozenset({"seed", "max_body_bytes"})
+
+
+@dataclass
+class SimulatorConfig:
+    """Behaviour of a simulated KIE Runway API.
+
+    Durations are *simulated* seconds: the real time they take is the value multiplied by
+    ``time_scale`` (``time_scale=0.01`` turns a 60 s generation into 0.6 s). Retention and the
+    lifetime of download links are scaled the same way.
+
+    :param wait_seconds: time a new task spends in ``wait``.
+    :param queueing_seconds: time in ``queueing``.
+    :param generating_seconds: time a Runway generate or extend task spends in ``generating``.
+    :param aleph_wait_seconds: time an Aleph task spends before it starts (``response`` is null).
+    :param aleph_generating_seconds: time an Aleph task spends generating.
+    :param generating_jitter: the generating phase lasts ``generating_seconds`` plus a uniform
+        random spread in ``[-jitter, +jitter]`` (never below zero), drawn deterministically from ``seed``.
+    :param time_scale: factor from simulated seconds to real seconds.
+    :param seed: seed of task ids, jitter and random failures: the same seed gives the same run.
+    :param api_keys: accepted Bearer keys; empty means any non-empty key is an account.
+    :param error_style: ``"body"`` sends business errors as HTTP 200 with the error ``code`` in the
+        body; ``"http"`` sends them with that HTTP status.
+    :param concurrency_limit: most unfinished tasks per key; 0 means unlimited.
+    :param concurrency_error_code: code of a create refused by the concurrency limit (400 as KIE
+        reports it, or 429).
+    :param starting_credits: credits of a new account.
+    :param retention_seconds: time after completion until ``expireFlag`` is 1 and files are gone.
+    :param webhook_hmac_key: when set, callbacks carry ``X-Webhook-Timestamp`` and ``X-Webhook-Signature``.
+    :param download_link_ttl: lifetime of a link from ``download-url`` (simulated seconds).
+    :param video_size_bytes: pad served MP4 files to at least this size (``None``: a few kB).
+    :param failure_rate: fraction of tasks that fail at completion (deterministic for ``seed``).
+    :param max_prompt_length: longest accepted prompt.
+    :param durations: accepted Runway durations.
+    :param max_body_bytes: largest accepted request body; larger ones get a 413.
+    :param callback_timeout: seconds a callback POST may take.
+    :param callback_attempts: callback deliveries tried before giving up.
+    :param callback_retry_delay: real seconds between callback attempts.
+    :param callback_scan_interval: real seconds between scans for finished tasks with a callback.
+    """
+
+    wait_seconds: float = 2.0
+    queueing_seconds: float = 5.0
+    generating_seconds: float = 60.0
+    aleph_wait_seconds: float = 10.0
+    aleph_generating_seconds: float = 180.0
+    generating_jitter: float = 0.0
+    time_scale: float = 1.0
+    seed: int = 0
+    api_keys: tuple[str, ...] = ()
+    error_style: str = "body"
+    concurrency_limit: int = 10
+    concurrency_error_code: int = 400
+    starting_credits: int = 10_000
+    retention_seconds: float = 14 * 86400.0
+    webhook_hmac_key: str | None = None
+    download_link_ttl: float = 1200.0
+    video_size_bytes: int | None = None
+    failure_rate: float = 0.0
+    max_prompt_length: int = DEFAULT_MAX_PROMPT_LENGTH
+    durations: tuple[int, ...] = DEFAULT_DURATIONS
+    max_body_bytes: int = 1024 * 1024
+    callback_timeout: float = 15.0
+    callback_attempts: int = 3
+    callback_retry_delay: float = 1.0
+    callback_scan_interval: float = 0.05
+
+    def __post_init__(self) -> None:
+        self.api_keys = tuple(self.api_keys)
+        self.durations = tuple(int(d) for d in self.durations)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ValueError` when a value makes no sense."""
+        if self.error_style not in ERROR_STYLES:
+            raise ValueError(f"error_style must be one of {ERROR_STYLES}, got {self.error_style!r}")
+        for name in (
+            "wait_seconds",
+            "queueing_seconds",
+            "generating_seconds",
+            "aleph_wait_seconds",
+            "aleph_generating_seconds",
+            "generating_jitter",
+            "retention_seconds",
+            "download_link_ttl",
+            "callback_retry_delay",
+        ):
+            if float(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be > 0")
+        if self.concurrency_limit < 0:
+            raise ValueError("concurrency_limit must be >= 0 (0 = unlimited)")
+        if not 0.0 <= self.failure_rate <= 1.0:
+            raise ValueError("failure_rate must be within [0, 1]")
+        if self.callback_attempts < 1 or self.callback_timeout <= 0 or self.callback_scan_interval <= 0:
+            raise ValueError("callback_attempts must be >= 1, callback_timeout and callback_scan_interval > 0")
+        if self.video_size_bytes is not None and not 0 <= self.video_size_bytes <= 512 * 1024 * 1024:
+            raise ValueError("video_size_bytes must be within [0, 512 MiB]")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (the webhook key is shown as set or not, never in clear)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["api_keys"] = len(self.api_keys)
+        data["durations"] = list(self.durations)
+        data["webhook_hmac_key"] = "***" if self.webhook_hmac_key else None
+        return data
+
+    def updated(self, changes: Mapping[str, Any]) -> SimulatorConfig:
+        """A copy with ``changes`` applied; unknown or startup-only fields raise :class:`ValueError`."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown config fields: {', '.join(unknown)}")
+        frozen = sorted(set(changes) & STARTUP_ONLY_FIELDS)
+        if frozen:
+            raise ValueError(f"fields fixed at startup: {', '.join(frozen)}")
+        return dataclasses.replace(self, **dict(changes))

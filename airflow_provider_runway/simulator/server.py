@@ -1,0 +1,424 @@
+"""The aiohttp application of runway-sim: KIE's Runway and Aleph endpoints, files and ``/_sim/``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from aiohttp import web
+from aiohttp.log import access_logger
+
+from airflow_provider_runway.core import wire
+from airflow_provider_runway.core.errors import RunwayParameterError, truncate
+from airflow_provider_runway.core.models import AlephRequest, ExtendRequest, GenerateRequest, ValidationLimits
+from airflow_provider_runway.simulator.callbacks import CallbackDispatcher
+from airflow_provider_runway.simulator.config import SimulatorConfig
+from airflow_provider_runway.simulator.control import add_control_routes
+from airflow_provider_runway.simulator.engine import ALEPH, RUNWAY, Account, SimEngine, SimError, Task
+from airflow_provider_runway.simulator.faults import FaultBook, FaultRule, endpoint_name
+from airflow_provider_runway.simulator.media import mp4_bytes, png_bytes
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+FILE_NAME = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(mp4|png)$")
+REASONS: dict[int, str] = {455: "Service Unavailable", 451: "Unavailable For Legal Reasons", 505: "Feature Disabled"}
+MAX_SHOWN_ID = 80
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        reason=REASONS.get(status),
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _utc(epoch: float, fmt: str) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime(fmt)
+
+
+class RunwaySimulator:
+    """A simulated KIE.ai Runway API as an aiohttp application.
+
+    Use :attr:`app` with any aiohttp runner, or :meth:`start` / :meth:`stop` in a running event loop.
+    :class:`~airflow_provider_runway.simulator.SimulatorThread` runs one in a background thread.
+
+    :param config: behaviour of the simulator; defaults to :class:`SimulatorConfig` ().
+    :param clock: source of real epoch time (tests may pass a fake one).
+    """
+
+    def __init__(self, config: SimulatorConfig | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.engine = SimEngine(config or SimulatorConfig(), clock)
+        self.faults = FaultBook(self.engine.config.seed)
+        self.callbacks = CallbackDispatcher(self.engine)
+        self._secret = os.urandom(16)
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None
+        self.app = self._build_app()
+
+    @property
+    def config(self) -> SimulatorConfig:
+        return self.engine.config
+
+    @property
+    def limits(self) -> ValidationLimits:
+        return ValidationLimits(max_prompt_length=self.config.max_prompt_length, durations=self.config.durations)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.config.max_body_bytes, middlewares=[self._guard])
+        router = app.router
+        router.add_post(wire.RUNWAY_GENERATE_PATH, self.runway_generate)
+        router.add_post(wire.RUNWAY_EXTEND_PATH, self.runway_extend)
+        router.add_get(wire.RUNWAY_RECORD_DETAIL_PATH, self.runway_record_detail)
+        router.add_post(wire.ALEPH_GENERATE_PATH, self.aleph_generate)
+        router.add_get(wire.ALEPH_RECORD_INFO_PATH, self.aleph_record_info)
+        router.add_get(wire.CREDIT_PATH, self.credit)
+        router.add_post(wire.DOWNLOAD_URL_PATH, self.download_url)
+        router.add_get("/files/{name}", self.files)
+        add_control_routes(router, self)
+        app.cleanup_ctx.append(self._background)
+        return app
+
+    async def _background(self, app: web.Application) -> AsyncIterator[None]:
+        await self.callbacks.start()
+        yield
+        await self.callbacks.stop()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False) -> str:
+        """Serve on ``host:port`` (0 picks a free port) in the running loop; returns the base URL."""
+        runner = web.AppRunner(self.app, access_log=access_logger if access_log else None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, shutdown_timeout=1.0)
+        await site.start()
+        self._runner = runner
+        bound = runner.addresses[0]
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        self.url = f"http://{shown}:{bound[1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving and cancel pending callbacks."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def reset(self) -> None:
+        """Forget tasks, accounts, counters, faults and the pause; keep the configuration."""
+        self.engine.reset()
+        self.faults.clear()
+
+    # -- responses --------------------------------------------------------------------------
+
+    @staticmethod
+    def ok(data: Any) -> web.Response:
+        return _json(200, {"code": 200, "msg": "success", "data": data})
+
+    def error(self, code: int, message: str) -> web.Response:
+        """A business error in the configured style (HTTP 200 + body code, or that HTTP status)."""
+        status = code if self.config.error_style == "http" else 200
+        return _json(status, {"code": code, "msg": message, "data": None})
+
+    @staticmethod
+    def http_error(status: int, message: str) -> web.Response:
+        """A transport-level error (unknown path, body too large): always that HTTP status."""
+        return _json(status, {"code": status, "msg": message, "data": None})
+
+    # -- middleware: counters, faults, errors ------------------------------------------------
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        name = endpoint_name(request.path)
+        try:
+            if name is None:
+                return await handler(request)
+            self.engine.requests[name] += 1
+            rule = self.faults.pick(name)
+            if rule is None:
+                return await handler(request)
+            self.engine.faults_fired[rule.kind] += 1
+            return await self._apply_fault(rule, request, handler)
+        except SimError as exc:
+            return self.error(exc.code, exc.message)
+        except web.HTTPException as exc:
+            if exc.status == 413:
+                return self.http_error(413, f"Request body too large (at most {self.config.max_body_bytes} bytes)")
+            return self.http_error(exc.status, f"{exc.reason}: {request.method} {truncate(request.path, 100)}")
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:
+            log.exception("runway-sim: unexpected error on %s %s", request.method, request.path)
+            return self.http_error(500, "Internal simulator error")
+
+    async def _apply_fault(self, rule: FaultRule, request: web.Request, handler: Handler) -> web.StreamResponse:
+        kind = rule.kind
+        if kind == "slow":
+            await asyncio.sleep(rule.delay)
+            return await handler(request)
+        if kind in ("drop", "drop_after"):
+            if kind == "drop_after":
+                await handler(request)
+            if request.transport is not None:
+                request.transport.close()
+            raise asyncio.CancelledError()
+        if kind == "http500":
+            return self.http_error(500, "Internal Server Error")
+        if kind == "http455":
+            return self.http_error(455, "Service unavailable: the system is under maintenance")
+        if kind == "http429":
+            headers = {"Retry-After": f"{rule.retry_after:g}"} if rule.retry_after is not None else None
+            return _json(429, {"code": 429, "msg": "Too many requests", "data": None}, headers)
+        if kind == "malformed_json":
+            return web.Response(
+                status=200, body=b'{"code":200,"msg":"success","data":{"taskId":', content_type="application/json"
+            )
+        return web.Response(
+            status=502,
+            text="<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>",
+            content_type="text/html",
+        )
+
+    # -- request helpers --------------------------------------------------------------------
+
+    def _account(self, request: web.Request) -> Account:
+        return self.engine.authenticate(request.headers.get("Authorization"))
+
+    async def _payload(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type != "application/json":
+            raise SimError(400, f"Content-Type must be application/json, got {truncate(request.content_type, 60)!r}")
+        raw = await request.read()
+        try:
+            payload = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise SimError(400, "Malformed JSON in the request body") from None
+        if not isinstance(payload, dict):
+            raise SimError(400, "The request body must be a JSON object")
+        return payload
+
+    @staticmethod
+    def _origin(request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}"
+
+    @staticmethod
+    def _validated(build: Callable[[], Any]) -> Any:
+        try:
+            return build()
+        except RunwayParameterError as exc:
+            raise SimError(422, exc.message) from None
+        except (TypeError, ValueError) as exc:
+            raise SimError(422, f"Invalid request body: {truncate(str(exc), 120)}") from None
+
+    def _query_task(self, request: web.Request, account: Account, family: str) -> Task:
+        task_id = request.query.get("taskId", "").strip()
+        if not task_id:
+            raise SimError(422, "taskId is required")
+        task = self.engine.find(task_id, account, family)
+        if task is None:
+            raise SimError(404, f"Task not found: {truncate(task_id, MAX_SHOWN_ID)}")
+        self.engine.task_reads[task_id] += 1
+        return task
+
+    # -- KIE endpoints ----------------------------------------------------------------------
+
+    async def runway_generate(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        payload = await self._payload(request)
+        req: GenerateRequest = self._validated(lambda: GenerateRequest.from_payload(payload, self.limits))
+        task = self.engine.create(
+            account,
+            kind="generate",
+            params={"prompt": req.prompt, "imageUrl": req.image_url or "", "expandPrompt": True},
+            duration=req.duration,
+            quality=req.quality,
+            aspect_ratio=req.aspect_ratio or "16:9",
+            base_url=self._origin(request),
+            callback_url=req.callback_url,
+        )
+        return self.ok({"taskId": task.task_id})
+
+    async def runway_extend(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        payload = await self._payload(request)
+        req: ExtendRequest = self._validated(lambda: ExtendRequest.from_payload(payload, self.limits))
+        source = self.engine.find(req.source_task_id, account, RUNWAY)
+        if source is None:
+            raise SimError(404, f"Task not found: {truncate(req.source_task_id, MAX_SHOWN_ID)}")
+        snap = self.engine.snapshot(source)
+        if snap.state != "success" or snap.expired:
+            shown = "expired" if snap.expired else snap.state
+            raise SimError(422, f"Only a successfully finished video can be extended (taskId is {shown})")
+        task = self.engine.create(
+            account,
+            kind="extend",
+            params={"prompt": req.prompt, "imageUrl": "", "expandPrompt": True},
+            duration=5,
+            quality=req.quality,
+            aspect_ratio=source.aspect_ratio,
+            base_url=self._origin(request),
+            callback_url=req.callback_url,
+            parent_task_id=source.task_id,
+        )
+        return self.ok({"taskId": task.task_id})
+
+    async def aleph_generate(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        payload = await self._payload(request)
+        req: AlephRequest = self._validated(lambda: AlephRequest.from_payload(payload, self.limits))
+        task = self.engine.create(
+            account,
+            kind=ALEPH,
+            params={k: v for k, v in req.to_payload().items() if k != "callBackUrl"},
+            duration=5,
+            quality="720p",
+            aspect_ratio=req.aspect_ratio or "16:9",
+            base_url=self._origin(request),
+            callback_url=req.callback_url,
+        )
+        return self.ok({"taskId": task.task_id})
+
+    async def runway_record_detail(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        return self.ok(self.runway_record(self._query_task(request, account, RUNWAY)))
+
+    async def aleph_record_info(self, request: web.Request) -> web.Response:
+        account = self._account(request)
+        return self.ok(self.aleph_record(self._query_task(request, account, ALEPH)))
+
+    async def credit(self, request: web.Request) -> web.Response:
+        return self.ok(self._account(request).credits)
+
+    async def download_url(self, request: web.Request) -> web.Response:
+        self._account(request)
+        payload = await self._payload(request)
+        url = payload.get("url")
+        if not isinstance(url, str) or not url.strip():
+            raise SimError(422, "url is required: a file URL returned by this API")
+        match = FILE_NAME.match(urlparse(url).path.removeprefix("/files/"))
+        if not urlparse(url).path.startswith("/files/") or match is None:
+            raise SimError(422, f"url is not a file hosted by this API: {truncate(url, 120)}")
+        task = self.engine.find(match.group(1))
+        snap = self.engine.snapshot(task) if task else None
+        if task is None or snap is None or snap.state != "success":
+            raise SimError(404, "File not found")
+        if snap.expired:
+            raise SimError(404, "File not found: it has expired and was deleted (files are kept 14 days)")
+        path = f"/files/{match.group(0)}"
+        expires = int(self.engine.clock() + self.engine.scaled(self.config.download_link_ttl)) + 1
+        return self.ok(f"{self._origin(request)}{path}?token={self._token(path, expires)}&expires={expires}")
+
+    # -- records ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _urls(task: Task) -> tuple[str, str]:
+        return f"{task.base_url}/files/{task.task_id}.mp4", f"{task.base_url}/files/{task.task_id}.png"
+
+    def runway_record(self, task: Task) -> dict[str, Any]:
+        """The ``data`` of ``record-detail`` for ``task``."""
+        snap = self.engine.snapshot(task)
+        video_info = None
+        if snap.state == "success":
+            video_url, image_url = self._urls(task)
+            video_info = {
+                "videoId": task.video_id,
+                "taskId": task.task_id,
+                "videoUrl": video_url,
+                "imageUrl": image_url,
+            }
+        failed = snap.state == "fail" and task.failure is not None
+        return {
+            "taskId": task.task_id,
+            "parentTaskId": task.parent_task_id,
+            "generateParam": task.params,
+            "state": snap.state,
+            "generateTime": _utc(task.created, "%Y-%m-%d %H:%M:%S"),
+            "videoInfo": video_info,
+            "failCode": task.failure[0] if failed and task.failure else None,
+            "failMsg": task.failure[1] if failed and task.failure else "",
+            "expireFlag": 1 if snap.expired else 0,
+        }
+
+    def aleph_record(self, task: Task) -> dict[str, Any]:
+        """The ``data`` of Aleph ``record-info`` for ``task``."""
+        snap = self.engine.snapshot(task)
+        response = None
+        if snap.state == "success":
+            video_url, image_url = self._urls(task)
+            response = {"taskId": task.task_id, "resultVideoUrl": video_url, "resultImageUrl": image_url}
+        failure = task.failure if snap.state == "fail" else None
+        return {
+            "taskId": task.task_id,
+            "paramJson": json.dumps(task.params),
+            "response": response,
+            "successFlag": 1 if snap.state == "success" else 0,
+            "errorCode": failure[0] if failure else 0,
+            "errorMessage": failure[1] if failure else "",
+            "createTime": _utc(task.created, "%Y-%m-%dT%H:%M:%SZ"),
+            "completeTime": _utc(task.t_done, "%Y-%m-%dT%H:%M:%SZ") if snap.state in ("success", "fail") else None,
+        }
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _token(self, path: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{path}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _check_link(self, request: web.Request, path: str) -> None:
+        token, expires = request.query.get("token"), request.query.get("expires")
+        if token is None and expires is None:
+            return
+        if not token or not expires or not expires.isdigit():
+            raise web.HTTPForbidden(reason="Invalid download link")
+        if not hmac.compare_digest(token, self._token(path, int(expires))):
+            raise web.HTTPForbidden(reason="Invalid download link")
+        if int(expires) < self.engine.clock():
+            raise web.HTTPForbidden(reason="Download link expired")
+
+    async def files(self, request: web.Request) -> web.Response:
+        """A task's MP4 or PNG; a ``token``/``expires`` pair from download-url is checked when present."""
+        match = FILE_NAME.match(request.match_info["name"])
+        task = self.engine.find(match.group(1)) if match else None
+        snap = self.engine.snapshot(task) if task else None
+        if match is None or task is None or snap is None or snap.state != "success":
+            raise web.HTTPNotFound()
+        if snap.expired:
+            return self.http_error(410, "The file has expired and was deleted")
+        try:
+            self._check_link(request, request.path)
+        except web.HTTPForbidden as exc:
+            return self.http_error(403, exc.reason)
+        if match.group(2) == "png":
+            data, content_type = png_bytes(), "image/png"
+        else:
+            data, content_type = mp4_bytes(task.duration, self.config.video_size_bytes), "video/mp4"
+        return self._ranged(request, data, content_type)
+
+    def _ranged(self, request: web.Request, data: bytes, content_type: str) -> web.Response:
+        headers = {"Accept-Ranges": "bytes"}
+        if "Range" not in request.headers:
+            return web.Response(body=data, content_type=content_type, headers=headers)
+        size = len(data)
+        try:
+            start, stop, _ = request.http_range.indices(size)
+        except ValueError:
+            start, stop = size, size
+        if start >= size or stop <= start:
+            headers["Content-Range"] = f"bytes */{size}"
+            return web.Response(status=416, headers=headers)
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+        return web.Response(status=206, body=data[start:stop], content_type=content_type, headers=headers)
