@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, XComArg
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -442,13 +442,13 @@ class RunwayGenerateOperator(RunwayBaseOperator):
     def __init__(
         self,
         *,
-        prompt: str,
-        image_url: str | None = None,
+        prompt: str | XComArg,
+        image_url: str | XComArg | None = None,
         duration: int = 5,
         quality: str = "720p",
         aspect_ratio: str | None = "16:9",
         water_mark: str = "",
-        callback_url: str | None = None,
+        callback_url: str | XComArg | None = None,
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -483,11 +483,11 @@ class RunwayExtendOperator(RunwayBaseOperator):
     def __init__(
         self,
         *,
-        source_task_id: str,
-        prompt: str,
+        source_task_id: str | XComArg,
+        prompt: str | XComArg,
         quality: str = "720p",
         water_mark: str = "",
-        callback_url: str | None = None,
+        callback_url: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -531,14 +531,14 @@ class RunwayAlephOperator(RunwayBaseOperator):
     def __init__(
         self,
         *,
-        prompt: str,
-        video_url: str,
+        prompt: str | XComArg,
+        video_url: str | XComArg,
         aspect_ratio: str | None = None,
         seed: int | None = None,
-        reference_image: str | None = None,
+        reference_image: str | XComArg | None = None,
         water_mark: str = "",
         upload_cn: bool = False,
-        callback_url: str | None = None,
+        callback_url: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -6,9 +6,9 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, XComArg
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
@@ -44,7 +44,7 @@ class RunwayTaskSensor(BaseSensorOperator):
     def __init__(
         self,
         *,
-        runway_task_id: str,
+        runway_task_id: str | XComArg,
         family: str | TaskFamily = "runway",
         runway_conn_id: str = "runway_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -54,7 +54,8 @@ class RunwayTaskSensor(BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
-        self.runway_task_id = runway_task_id
+        # Rendered (or resolved from XCom) into a string before poke or execute runs.
+        self.runway_task_id: str = cast("str", runway_task_id)
         self.family = TaskFamily.coerce(family)
         self.runway_conn_id = runway_conn_id
         self.deferrable = deferrable
