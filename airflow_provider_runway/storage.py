@@ -31,7 +31,7 @@ import requests
 from airflow.sdk import ObjectStoragePath
 
 from airflow_provider_runway import __version__
-from airflow_provider_runway.core.errors import RunwayError, RunwayResultExpiredError
+from airflow_provider_runway.core.errors import RunwayError, RunwayNotFoundError, RunwayResultExpiredError
 from airflow_provider_runway.core.results import RunwayTask, parse_time
 from airflow_provider_runway.core.wire import DOWNLOAD_LINK_TTL_SECONDS
 
@@ -54,6 +54,7 @@ VIDEO_TYPES = ("video/", "application/octet-stream")
 IMAGE_TYPES = ("image/",)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_DOTS = re.compile(r"\.{2,}")
 
 
 class RunwayDownloadError(RunwayError):
@@ -67,14 +68,14 @@ class RunwayDownloadError(RunwayError):
 def safe_file_stem(task_id: str) -> str:
     """The file name stem for ``task_id``: only ``[A-Za-z0-9._-]``, never a path component.
 
-    Characters outside the set and leading dots are dropped. When anything was dropped a short hash
-    of the original id is appended, so two different ids never share a file.
+    Characters outside the set and leading dots are dropped, and runs of dots become one. When the
+    id changed, a short hash of the original is appended, so two different ids never share a file.
 
     :raises RunwayDownloadError: when nothing usable is left (empty, ``.``, ``..``, only dots).
     """
     if not isinstance(task_id, str):
         raise RunwayDownloadError(f"Task id must be a string, got {type(task_id).__name__}")
-    stem = _UNSAFE.sub("", task_id).lstrip(".")
+    stem = _DOTS.sub(".", _UNSAFE.sub("", task_id)).lstrip(".")
     if not stem.strip("."):
         raise RunwayDownloadError(f"Task id {task_id[:80]!r} cannot be used as a file name")
     if stem != task_id:
@@ -190,7 +191,14 @@ class _Downloader:
 
     def fresh_link(self, source: str) -> str:
         log.info("Requesting a fresh download link for task %s (%s)", self.task_id, redact_url(source))
-        return _check_source(self.hook.get_download_url(source), "fresh download")
+        try:
+            link = self.hook.get_download_url(source)
+        except RunwayNotFoundError as err:
+            raise RunwayResultExpiredError(
+                f"KIE no longer has the files of task {self.task_id} ({err.remote_message}); "
+                "generated files are deleted after 14 days"
+            ) from err
+        return _check_source(link, "fresh download")
 
     def persist(self, target: _Target) -> int:
         fs = _filesystem(target.path)

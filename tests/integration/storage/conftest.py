@@ -1,0 +1,55 @@
+"""Fixtures for persistence tests: a Runway connection to the simulator and finished tasks."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider_runway.core.models import AlephRequest, GenerateRequest
+from airflow_provider_runway.hooks.runway import RunwayHook
+from airflow_provider_runway.simulator.client import SimulatorClient
+from airflow_provider_runway.simulator.pytest_plugin import TEST_API_KEY
+
+
+def connect(monkeypatch: pytest.MonkeyPatch, url: str) -> RunwayHook:
+    """Point ``runway_default`` at the simulator at ``url`` and return a hook for it."""
+    conn = {"conn_type": "runway", "host": url, "password": TEST_API_KEY, "extra": {"retry_delay": 0.05}}
+    monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", json.dumps(conn))
+    return RunwayHook("runway_default")
+
+
+def finish_task(hook: RunwayHook, family: str = "runway", timeout: float = 20.0) -> dict[str, Any]:
+    """Create a task on the simulator and poll until it is terminal; returns the task dict."""
+    if family == "aleph":
+        request: Any = AlephRequest(prompt="Make it snow", video_url="https://example.com/in.mp4")
+    else:
+        request = GenerateRequest(prompt="A paper boat in the rain", duration=5, quality="720p", aspect_ratio="16:9")
+    task_id = hook.create_task(request)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = hook.get_task(task_id, family)
+        if task.is_terminal:
+            return task.to_dict()
+        time.sleep(0.05)
+    raise AssertionError(f"task {task_id} did not finish within {timeout} s")
+
+
+def file_requests(sim: SimulatorClient) -> int:
+    return int(sim.counters()["requests"].get("files", 0))
+
+
+@pytest.fixture
+def sim_hook(runway_sim: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[RunwayHook]:
+    yield connect(monkeypatch, runway_sim.url)
+
+
+@pytest.fixture
+def finished(sim_hook: RunwayHook) -> Callable[..., dict[str, Any]]:
+    def make(family: str = "runway") -> dict[str, Any]:
+        return finish_task(sim_hook, family)
+
+    return make
