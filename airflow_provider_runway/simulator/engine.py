@@ -221,8 +221,7 @@ class SimEngine:
         account.credits -= cost
         account.credits_spent += cost
         account.tasks_created += 1
-        if limit:
-            account.live.add(task_id)
+        account.live.add(task_id)
         if callback_url:
             heapq.heappush(self._callback_heap, (t_done, task_id))
         return task

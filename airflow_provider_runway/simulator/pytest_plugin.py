@@ -33,12 +33,9 @@ TEST_DEFAULTS: dict[str, Any] = {
 }
 
 
-def test_config(**overrides: Any) -> SimulatorConfig:
+def fast_config(**overrides: Any) -> SimulatorConfig:
     """The fixtures' configuration with ``overrides`` applied."""
     return SimulatorConfig(**{**TEST_DEFAULTS, **overrides})
-
-
-test_config.__test__ = False  # type: ignore[attr-defined]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -54,7 +51,7 @@ def runway_sim_factory() -> Iterator[SimFactory]:
     started: list[SimulatorThread] = []
 
     def factory(config: SimulatorConfig | None = None, **fields: Any) -> SimulatorThread:
-        cfg = dataclasses.replace(config, **fields) if config is not None else test_config(**fields)
+        cfg = dataclasses.replace(config, **fields) if config is not None else fast_config(**fields)
         sim = SimulatorThread(cfg).start()
         started.append(sim)
         return sim
