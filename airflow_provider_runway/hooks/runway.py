@@ -65,6 +65,7 @@ MAX_BODY_BYTES = 1024 * 1024
 MAINTENANCE_CODE = 455
 
 _TRUE = ("1", "true", "yes", "on")
+LEGACY_EXTRA_PREFIX = "extra__runway__"
 
 
 def backoff_delay(attempt: int, delay: float, retry_after: float | None = None, cap: float = MAX_BACKOFF) -> float:
@@ -135,6 +136,16 @@ def _as_float(extra: Mapping[str, Any], key: str, default: float) -> float:
     if number < 0:
         raise ValueError(f"Runway connection extra {key}={value!r} must not be negative")
     return number
+
+
+def _plain_extra(extra: Any) -> dict[str, Any]:
+    """The connection extra as a dict, accepting Airflow 2's ``extra__runway__<name>`` form-field keys."""
+    if not isinstance(extra, Mapping):
+        return {}
+    plain = {str(key).removeprefix(LEGACY_EXTRA_PREFIX): value for key, value in extra.items()}
+    # An explicit plain key wins over a legacy prefixed one.
+    plain.update({key: value for key, value in extra.items() if not str(key).startswith(LEGACY_EXTRA_PREFIX)})
+    return plain
 
 
 def build_base_url(host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
@@ -234,7 +245,7 @@ class RunwayHook(HttpHook):
     it raises :class:`~airflow_provider_runway.core.errors.RunwayCreateUncertainError` instead of paying twice.
     The key never appears in logs, exceptions or reprs.
 
-    :param runway_conn_id: The :ref:`Runway connection <howto/connection:runway>` to use.
+    :param runway_conn_id: The Runway connection to use.
     :param retry_limit: Retries after the first attempt of a retryable call. When left at the default,
         the connection's ``retry_limit`` extra applies if set.
     :param retry_delay: Base of the exponential back-off, in seconds. When left at the default, the
@@ -296,7 +307,7 @@ class RunwayHook(HttpHook):
     # ----------------------------------------------------------------- settings
 
     def _settings_from(self, host: str | None, port: int | None, password: str | None, extra: Any) -> _Settings:
-        extra = dict(extra) if isinstance(extra, Mapping) else {}
+        extra = _plain_extra(extra)
         if not password:
             raise RunwayAuthError(
                 f"The Runway connection {self.runway_conn_id!r} has no API key: put the key in its password field"
@@ -354,7 +365,10 @@ class RunwayHook(HttpHook):
     def get_webhook_hmac_key(self) -> str | None:
         """The key KIE signs callbacks with (extra ``webhook_hmac_key``), or ``None``."""
         key = self._settings().extra.get("webhook_hmac_key")
-        return str(key) if key else None
+        if not key:
+            return None
+        _mask(str(key))  # "webhook_hmac_key" is not among the names Airflow masks by itself
+        return str(key)
 
     # ----------------------------------------------------------------- sync transport
 
@@ -651,6 +665,14 @@ async def _aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
         if size >= limit:
             break
     return b"".join(chunks)[:limit]
+
+
+def _mask(secret: str) -> None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older task SDK
+        return
+    mask_secret(secret)
 
 
 def _to_credits(data: Any) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import requests
 import responses
@@ -500,3 +502,32 @@ class TestKeyNeverLeaks:
         assert "[task t-1]" in caplog.text
         assert "POST /api/v1/runway/generate created task t-77 in" in caplog.text
         assert " ms" in caplog.text
+
+
+class TestExtraForms:
+    def test_legacy_prefixed_extra_keys(self, monkeypatch):
+        set_connection(
+            monkeypatch,
+            {
+                "conn_type": "runway",
+                "password": API_KEY,
+                "extra": {"extra__runway__read_timeout": 12, "extra__runway__webhook_hmac_key": "hmac-secret-0123"},
+            },
+        )
+        hook = RunwayHook()
+        assert hook._settings().read_timeout == 12
+        assert hook.get_webhook_hmac_key() == "hmac-secret-0123"
+
+    def test_plain_key_wins_over_prefixed(self, monkeypatch):
+        extra = {"extra__runway__read_timeout": 12, "read_timeout": 3}
+        set_connection(monkeypatch, {"conn_type": "runway", "password": API_KEY, "extra": extra})
+        assert RunwayHook()._settings().read_timeout == 3
+
+    def test_webhook_key_is_registered_with_the_secrets_masker(self, monkeypatch):
+        from airflow.sdk._shared.secrets_masker import redact
+
+        secret = f"whk-{uuid.uuid4().hex}"  # unique: the masker is process-global
+        set_connection(monkeypatch, {"conn_type": "runway", "password": API_KEY, "extra": {"webhook_hmac_key": secret}})
+        assert secret in redact(f"careless line with {secret}")
+        assert RunwayHook().get_webhook_hmac_key() == secret
+        assert secret not in redact(f"careless line with {secret}")
