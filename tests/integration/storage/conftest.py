@@ -53,3 +53,19 @@ def finished(sim_hook: RunwayHook) -> Callable[..., dict[str, Any]]:
         return finish_task(sim_hook, family)
 
     return make
+
+
+def run_dag(dag: Any) -> Any:
+    """Store ``dag`` in the metadata DB (``dag.test()`` requires it) and run it once."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+    return dag.test()
