@@ -46,7 +46,8 @@ def build_dag(
         def check(video_path: str, video_size: int, thumbnail_path: str | None) -> None:
             checks.append({"video_path": video_path, "video_size": video_size, "thumbnail_path": thumbnail_path})
 
-        check(store.output["video_path"], store.output["video_size"], store.output["thumbnail_path"])
+        output: Any = store.output
+        check(output["video_path"], output["video_size"], output["thumbnail_path"])
     return dag
 
 

@@ -46,8 +46,9 @@ def test_templated_fields_and_defaults() -> None:
 
 @pytest.mark.parametrize(("name", "value"), [("max_bytes", 0), ("max_bytes", -5), ("chunk_size", 0)])
 def test_invalid_limits_fail_at_construction(name: str, value: int) -> None:
+    kwargs: dict[str, Any] = {name: value}
     with pytest.raises(ValueError, match=name):
-        RunwayDownloadOperator(task_id="store", task={}, destination="file:///tmp/x/", **{name: value})
+        RunwayDownloadOperator(task_id="store", task={}, destination="file:///tmp/x/", **kwargs)
 
 
 class TestCoerceTask:
