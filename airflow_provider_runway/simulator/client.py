@@ -135,12 +135,14 @@ class SimulatorClient:
             time.sleep(0.02)
 
     def wait_for_callbacks(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """Wait until ``count`` callback deliveries have finished (delivered or given up)."""
+        """Wait until ``count`` callback deliveries have finished (delivered or given up); returns the
+        latest delivery log entries (``task_id``, ``url``, ``attempts``, ``status``, ``delivered``, ``signed``)."""
         deadline = time.monotonic() + timeout
         while True:
-            log = self.counters()["callbacks"]
-            if len(log) >= count:
-                return list(log)
+            counters = self.counters()
+            finished = counters["callbacks_sent"] + counters["callbacks_failed"]
+            if finished >= count:
+                return list(counters["callbacks"])
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(log)} of {count} callbacks after {timeout}s")
+                raise TimeoutError(f"{finished} of {count} callbacks after {timeout}s")
             time.sleep(0.02)

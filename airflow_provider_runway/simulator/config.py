@@ -21,7 +21,8 @@ class SimulatorConfig:
 
     Durations are *simulated* seconds: the real time they take is the value multiplied by
     ``time_scale`` (``time_scale=0.01`` turns a 60 s generation into 0.6 s). Retention and the
-    lifetime of download links are scaled the same way.
+    lifetime of download links are scaled the same way. Changed at runtime, phase durations and
+    ``time_scale`` apply to tasks created afterwards; retention and the error style apply at once.
 
     :param wait_seconds: time a new task spends in ``wait``.
     :param queueing_seconds: time in ``queueing``.

@@ -1,6 +1,23 @@
 """The ``/_sim/`` control API: not part of KIE; tests and benchmarks drive the simulator with it.
 
-Errors here are plain HTTP 400/404/409 with ``{"error": ...}``; the error style does not apply.
+No authentication (bind the simulator to loopback). Errors are plain HTTP 400/404/409 with
+``{"error": ...}``; the error style does not apply.
+
+=======  =============================  ==========================================================
+GET      /_sim/health                   ``{"ok": true, "tasks": n}``
+GET      /_sim/config                   the configuration (keys are not shown)
+POST     /_sim/config                   change fields, e.g. ``{"time_scale": 0.1, "error_style": "http"}``
+GET      /_sim/counters                 requests per endpoint and per task, tasks and credits per account...
+POST     /_sim/reset                    forget tasks, accounts, counters, faults and the pause
+POST     /_sim/pause, /_sim/resume      hold tasks in ``generating``; release them (they finish at once)
+GET      /_sim/faults                   active fault rules
+POST     /_sim/faults                   ``{"endpoint", "kind", "count" | "fraction", "retry_after", "delay"}``
+DELETE   /_sim/faults                   remove every rule
+GET      /_sim/tasks, /_sim/tasks/{id}  task details with ``completes_at`` (epoch seconds)
+POST     /_sim/tasks/{id}/fail          ``{"code": 400, "message": "...", "immediate": true}``
+GET      /_sim/accounts?label=          an account by :func:`account_label`
+POST     /_sim/accounts                 ``{"api_key": "...", "credits": 10}`` sets the balance
+=======  =============================  ==========================================================
 """
 
 from __future__ import annotations

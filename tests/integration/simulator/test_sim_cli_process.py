@@ -57,7 +57,9 @@ def test_walkthrough_against_the_command(sim_process):
     deadline = time.monotonic() + 10
     state = ""
     while state != "success" and time.monotonic() < deadline:
-        record = requests.get(url + wire.RUNWAY_RECORD_DETAIL_PATH, params={"taskId": task_id}, headers=auth, timeout=10)
+        record = requests.get(
+            url + wire.RUNWAY_RECORD_DETAIL_PATH, params={"taskId": task_id}, headers=auth, timeout=10
+        )
         state = record.json()["data"]["state"]
         time.sleep(0.05)
     assert state == "success"
