@@ -1,0 +1,1084 @@
+"""Fault scenarios against the bundled simulator, over real loopback HTTP, with a summary table.
+
+Every scenario drives at least 20 Runway tasks through one kind of trouble (bursts of 500 and 455,
+429 storms with ``Retry-After``, dropped connections, read timeouts, malformed and HTML bodies,
+odd record shapes, 404 right after create, expired results, a triggerer restart, duplicate
+triggers, a worker killed after creation, permanent outages) and checks that every task ends in
+the right terminal state, that the simulator counted exactly the expected creations (never two
+for one task), that every retry path stayed within its bound, and that the API key appears in no
+log line, exception, event or result.
+
+The integration tests in ``tests/integration/faults`` run the same scenarios; this script prints
+the table::
+
+    python bench/fault_scenarios.py            # every scenario
+    python bench/fault_scenarios.py -k 429     # scenarios whose name contains "429"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: A distinctive API key: any occurrence in captured output is a leak.
+API_KEY = "sk-LEAKCHECK-7f3a9c"
+#: A distinctive webhook HMAC key, checked the same way.
+WEBHOOK_KEY = "whsec-LEAKCHECK-4e8d2b"
+SECRETS: tuple[str, ...] = (API_KEY, WEBHOOK_KEY)
+#: Tasks per scenario (the issue asks for at least 20).
+TASKS = 24
+#: Simulator phases for the scenarios, in real seconds (time_scale 1).
+SIM_FIELDS: dict[str, Any] = {
+    "wait_seconds": 0.1,
+    "queueing_seconds": 0.1,
+    "generating_seconds": 0.3,
+    "aleph_wait_seconds": 0.1,
+    "aleph_generating_seconds": 0.3,
+    "concurrency_limit": 0,
+    "callback_retry_delay": 0.1,
+    "callback_scan_interval": 0.02,
+}
+#: Hook and trigger settings that keep retries fast but real.
+RETRY_DELAY = 0.01
+POLL_INTERVAL = 0.05
+CREATE_THREADS = 8
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+log = logging.getLogger("fault_scenarios")
+
+
+# ------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class ScenarioResult:
+    """The outcome of one scenario; :attr:`clean` when nothing unexpected happened."""
+
+    name: str
+    tasks: int = 0
+    succeeded: int = 0
+    failed_as_expected: int = 0
+    creations: int = 0
+    expected_creations: int = 0
+    requests: int = 0
+    request_bound: str = "-"
+    keys_leaked: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return (
+            not self.problems
+            and self.succeeded + self.failed_as_expected == self.tasks
+            and self.creations == self.expected_creations
+            and self.keys_leaked == 0
+        )
+
+    def row(self) -> list[object]:
+        return [
+            self.name,
+            self.tasks,
+            self.succeeded,
+            self.failed_as_expected,
+            f"{self.creations}/{self.expected_creations}",
+            self.requests,
+            self.request_bound,
+            self.keys_leaked,
+            f"{self.seconds:.1f}",
+            "clean" if self.clean else "DIRTY",
+        ]
+
+    def explain(self) -> str:
+        """Why the row is dirty, in one paragraph."""
+        reasons = list(self.problems)
+        if self.succeeded + self.failed_as_expected != self.tasks:
+            reasons.append(f"{self.tasks - self.succeeded - self.failed_as_expected} task(s) ended in a wrong state")
+        if self.creations != self.expected_creations:
+            reasons.append(f"{self.creations} creations counted, {self.expected_creations} expected")
+        if self.keys_leaked:
+            reasons.append(f"a secret appeared {self.keys_leaked} time(s) in captured output")
+        return f"{self.name}: " + "; ".join(reasons)
+
+
+TABLE_HEADERS = (
+    "scenario",
+    "tasks",
+    "succeeded",
+    "failed as expected",
+    "creations counted",
+    "requests",
+    "request bound",
+    "keys leaked",
+    "seconds",
+    "verdict",
+)
+
+
+def format_results(results: list[ScenarioResult]) -> str:
+    """The summary table."""
+    from bench.stats import format_table
+
+    return format_table(TABLE_HEADERS, [r.row() for r in results])
+
+
+def count_leaks(*texts: object, secrets: tuple[str, ...] = SECRETS) -> int:
+    """Occurrences of any secret in the text form (``str`` and ``repr``) of ``texts``."""
+    total = 0
+    for item in texts:
+        for text in {str(item), repr(item)} if not isinstance(item, str) else {item}:
+            total += sum(text.count(secret) for secret in secrets)
+    return total
+
+
+class LeakWatch(logging.Handler):
+    """Keeps every log record (formatted, with tracebacks) and any text handed to :meth:`keep`."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.texts: list[str] = []
+        self._lock_texts = threading.Lock()
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a record that cannot be formatted is still scanned raw
+            text = f"{record.msg!r} {record.args!r}"
+        self.keep(text, repr(record.__dict__))
+
+    def keep(self, *items: object) -> None:
+        with self._lock_texts:
+            self.texts.extend(item if isinstance(item, str) else f"{item!s} {item!r}" for item in items)
+
+    def leaks(self) -> int:
+        with self._lock_texts:
+            return count_leaks(*self.texts)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[LeakWatch]:
+        """Attach to the root logger (DEBUG) for the duration of the block."""
+        root = logging.getLogger()
+        old_level = root.level
+        root.addHandler(self)
+        root.setLevel(logging.DEBUG)
+        try:
+            yield self
+        finally:
+            root.removeHandler(self)
+            root.setLevel(old_level)
+
+
+@contextlib.contextmanager
+def captured_fds() -> Iterator[list[str]]:
+    """Redirect file descriptors 1 and 2 to a temp file; the list holds its text after the block."""
+    out: list[str] = []
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield out
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            sink.seek(0)
+            out.append(sink.read().decode("utf-8", "replace"))
+
+
+# ------------------------------------------------------------------------------------ proxy
+
+Rewrite = Callable[[str, Mapping[str, str], int, bytes, int], "tuple[int, bytes, str] | None"]
+
+
+class RewritingProxy:
+    """A loopback HTTP proxy in front of the simulator that can rewrite answers.
+
+    The simulator serves only documented shapes; the proxy turns them into the odd ones real
+    clients meet (unknown states, the seed's flat variant, missing ``data``, 404 right after
+    create, huge error bodies). ``rewrite(path, query, status, body, nth)`` returns a replacement
+    ``(status, body, content_type)`` or ``None``; ``nth`` counts the requests for the same
+    ``taskId`` (1 for the first).
+    """
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.rewrite: Rewrite | None = None
+        self.url = ""
+        self.seen: Counter[str] = Counter()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+
+    def start(self) -> RewritingProxy:
+        self._thread = threading.Thread(target=self._serve, name="rewriting-proxy", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the rewriting proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def reset(self, rewrite: Rewrite | None = None) -> None:
+        self.rewrite = rewrite
+        self.seen.clear()
+
+    def _serve(self) -> None:
+        from aiohttp import ClientSession, web
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        session_box: list[ClientSession] = []
+
+        async def forward(request: web.Request) -> web.StreamResponse:
+            if not session_box:
+                session_box.append(ClientSession())
+            body = await request.read()
+            headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+            async with session_box[0].request(
+                request.method, f"{self.upstream}{request.rel_url}", data=body or None, headers=headers
+            ) as upstream:
+                status, payload = upstream.status, await upstream.read()
+                content_type = upstream.headers.get("Content-Type", "application/json")
+                retry_after = upstream.headers.get("Retry-After")
+            task_id = request.query.get("taskId", "")
+            nth = 0
+            if task_id:
+                self.seen[task_id] += 1
+                nth = self.seen[task_id]
+            replaced = self.rewrite(request.path, request.query, status, payload, nth) if self.rewrite else None
+            if replaced is not None:
+                status, payload, content_type = replaced
+            extra = {"Retry-After": retry_after} if retry_after else None
+            return web.Response(status=status, body=payload, headers={"Content-Type": content_type, **(extra or {})})
+
+        async def start() -> str:
+            app = web.Application(client_max_size=16 * 1024 * 1024)
+            app.router.add_route("*", "/{tail:.*}", forward)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+        self.url = loop.run_until_complete(start())
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            if session_box:
+                loop.run_until_complete(session_box[0].close())
+            loop.close()
+
+
+def envelope(data: Any, code: int = 200, msg: str = "success") -> bytes:
+    return json.dumps({"code": code, "msg": msg, "data": data}).encode()
+
+
+# ------------------------------------------------------------------------------------ harness
+
+
+@dataclass
+class Created:
+    """The outcome of one create call."""
+
+    index: int
+    task_id: str | None = None
+    error: BaseException | None = None
+
+
+class Harness:
+    """A simulator, a rewriting proxy in front of it, Airflow connections to both, and helpers.
+
+    :param sim: a started :class:`~airflow_provider_runway.simulator.SimulatorThread`.
+    :param tasks: tasks per scenario.
+    """
+
+    def __init__(self, sim: Any, tasks: int = TASKS) -> None:
+        self.sim = sim
+        self.tasks = tasks
+        self.proxy = RewritingProxy(sim.url).start()
+        self.watch = LeakWatch()
+        self.label = sim.account_label(API_KEY)
+        self._env_before: dict[str, str | None] = {}
+        self.connect("runway_default", sim.url)
+        self.connect("runway_faults", sim.url, read_timeout=0.5, connect_timeout=2)
+        self.connect("runway_proxy", self.proxy.url, read_timeout=2, connect_timeout=2)
+
+    def close(self) -> None:
+        self.proxy.stop()
+        for name, value in self._env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def connect(self, conn_id: str, url: str, **extra: Any) -> str:
+        """Define ``conn_id`` (through its environment variable) reaching ``url`` with :data:`API_KEY`."""
+        name = f"AIRFLOW_CONN_{conn_id.upper()}"
+        self._env_before.setdefault(name, os.environ.get(name))
+        conn: dict[str, Any] = {"conn_type": "runway", "host": url, "password": API_KEY}
+        if extra:
+            conn["extra"] = extra
+        os.environ[name] = json.dumps(conn)
+        return conn_id
+
+    # -- simulator state -------------------------------------------------------------------------
+
+    def fresh(self, **config: Any) -> None:
+        """Forget tasks, counters, faults and proxy rewrites; apply the scenario's configuration."""
+        self.sim.reset()
+        self.sim.configure(**{**SIM_FIELDS, "retention_seconds": 14 * 86400.0, **config})
+        self.proxy.reset()
+
+    def counters(self) -> dict[str, Any]:
+        return dict(self.sim.counters())
+
+    def creations(self) -> int:
+        return int(self.counters()["tasks_created"].get(self.label, 0))
+
+    def requests(self, *endpoints: str) -> int:
+        counted = self.counters()["requests"]
+        return sum(int(counted.get(name, 0)) for name in endpoints) if endpoints else sum(counted.values())
+
+    # -- creating --------------------------------------------------------------------------------
+
+    def hook(self, conn_id: str = "runway_faults", retry_limit: int = 5, timeout: float | None = None) -> Any:
+        from airflow_provider_runway.hooks.runway import RunwayHook
+
+        return RunwayHook(conn_id, retry_limit=retry_limit, retry_delay=RETRY_DELAY, timeout=timeout)
+
+    def create_many(
+        self,
+        count: int | None = None,
+        *,
+        conn_id: str = "runway_faults",
+        retry_limit: int = 5,
+        timeout: float | None = None,
+        sleeps: list[float] | None = None,
+    ) -> list[Created]:
+        """Create ``count`` generate tasks from :data:`CREATE_THREADS` threads, one hook each."""
+        from airflow_provider_runway.core import GenerateRequest
+
+        def one(index: int) -> Created:
+            hook = self.hook(conn_id, retry_limit, timeout)
+            if sleeps is not None:
+
+                def sleep(seconds: float) -> None:
+                    sleeps.append(seconds)
+                    time.sleep(seconds)
+
+                hook._sleep = sleep
+            request = GenerateRequest(prompt=f"fault scenario task {index}", duration=5, aspect_ratio="16:9")
+            try:
+                return Created(index, task_id=hook.create_task(request))
+            except Exception as error:
+                self.watch.keep(error, f"{error!s}")
+                return Created(index, error=error)
+
+        total = self.tasks if count is None else count
+        with ThreadPoolExecutor(CREATE_THREADS) as pool:
+            return list(pool.map(one, range(total)))
+
+    # -- waiting ---------------------------------------------------------------------------------
+
+    def trigger(self, task_id: str, conn_id: str = "runway_faults", **kwargs: Any) -> Any:
+        from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+
+        settings: dict[str, Any] = {
+            "poll_interval": POLL_INTERVAL,
+            "retry_limit": 3,
+            "retry_delay": RETRY_DELAY,
+            "end_time": time.time() + 60,
+            **kwargs,
+        }
+        return RunwayTaskTrigger(task_id=task_id, runway_conn_id=conn_id, **settings)
+
+    def run_triggers(self, triggers: list[Any], timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Run ``triggers`` concurrently in one event loop; return each one's single event payload."""
+
+        async def first_event(trigger: Any) -> dict[str, Any]:
+            events = [event.payload async for event in trigger.run()]
+            if len(events) != 1:
+                raise AssertionError(f"a trigger yielded {len(events)} events")
+            return dict(events[0])
+
+        async def everything() -> list[dict[str, Any]]:
+            return list(await asyncio.wait_for(asyncio.gather(*(first_event(t) for t in triggers)), timeout))
+
+        events = asyncio.run(everything())
+        self.watch.keep(*events)
+        return events
+
+    def wait_all(self, task_ids: list[str], conn_id: str = "runway_faults", **kwargs: Any) -> list[dict[str, Any]]:
+        return self.run_triggers([self.trigger(task_id, conn_id, **kwargs) for task_id in task_ids])
+
+    def bound(self, result: ScenarioResult, endpoint: str, limit: int, exact: bool = False) -> None:
+        """Record the total request count and check ``endpoint``'s count against ``limit``."""
+        counted = self.requests(endpoint)
+        result.requests = self.requests()
+        result.request_bound = f"{endpoint}{'=' if exact else '<='}{limit}"
+        if counted > limit or (exact and counted != limit):
+            result.problems.append(f"{counted} {endpoint} requests, bound {result.request_bound}")
+
+    def settle(self, expected: int, timeout: float = 5.0) -> int:
+        """Wait until the simulator counted ``expected`` creations (late ones: slow, drop_after)."""
+        deadline = time.monotonic() + timeout
+        while self.creations() < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.creations()
+
+
+# ------------------------------------------------------------------------------------ scenarios
+
+Scenario = Callable[[Harness], ScenarioResult]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(func: Scenario) -> Scenario:
+        SCENARIOS[name] = func
+        return func
+
+    return register
+
+
+def _tally_events(result: ScenarioResult, events: list[dict[str, Any]], expect: str, reason: str = "") -> None:
+    """Count events that are ``success`` (expect ``success``) or the expected failure status."""
+    for event in events:
+        status = event.get("status")
+        if expect == "success" and status == "success":
+            task = event.get("task") or {}
+            if not task.get("video_url"):
+                result.problems.append(f"task {event.get('task_id')}: success without a video URL")
+            else:
+                result.succeeded += 1
+        elif expect != "success" and status == expect and reason in str(event.get("message", "")):
+            result.failed_as_expected += 1
+        else:
+            result.problems.append(f"task {event.get('task_id')}: {status} ({str(event.get('message'))[:160]})")
+
+
+def _created_ids(created: list[Created]) -> list[str]:
+    return [c.task_id for c in created if c.task_id]
+
+
+def _uncertain(created: list[Created]) -> list[Created]:
+    from airflow_provider_runway.core import RunwayCreateUncertainError
+
+    return [c for c in created if isinstance(c.error, RunwayCreateUncertainError)]
+
+
+def _unexpected_create_errors(result: ScenarioResult, created: list[Created], allowed: tuple[type, ...] = ()) -> None:
+    for item in created:
+        if item.error is not None and not isinstance(item.error, allowed):
+            result.problems.append(f"create {item.index}: {type(item.error).__name__}: {str(item.error)[:160]}")
+
+
+def _reads_then_success(
+    h: Harness, result: ScenarioResult, task_ids: list[str], conn_id: str = "runway_faults"
+) -> None:
+    events = h.wait_all(task_ids, conn_id)
+    _tally_events(result, events, "success")
+
+
+@scenario("create: 455 burst, retried")
+def create_455_burst(h: Harness) -> ScenarioResult:
+    """455 (maintenance) means nothing was created: the hook retries the create with back-off."""
+    result = ScenarioResult("create: 455 burst, retried", tasks=h.tasks)
+    faults = h.tasks // 2
+    h.sim.inject_fault("generate", "http455", count=faults)
+    # As many retries as faults in total: no task can exhaust its budget, so every task must succeed.
+    created = h.create_many(retry_limit=faults)
+    _unexpected_create_errors(result, created)
+    _reads_then_success(h, result, _created_ids(created))
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks + faults)  # each fault costs exactly one extra request
+    return result
+
+
+@scenario("create: 500 burst, not retried")
+def create_500_burst(h: Harness) -> ScenarioResult:
+    """A 500 on create leaves the outcome unknown: no retry (no double payment), a clear failure."""
+    result = ScenarioResult("create: 500 burst, not retried", tasks=h.tasks)
+    faults = h.tasks // 3
+    h.sim.inject_fault("generate", "http500", count=faults)
+    created = h.create_many()
+    uncertain = _uncertain(created)
+    _unexpected_create_errors(result, created, (type(uncertain[0].error),) if uncertain else ())
+    if len(uncertain) != faults:
+        result.problems.append(f"{len(uncertain)} uncertain creates, {faults} expected")
+    result.failed_as_expected += len(uncertain)
+    _reads_then_success(h, result, _created_ids(created))
+    result.creations, result.expected_creations = h.creations(), h.tasks - faults  # the 500s created nothing
+    h.bound(result, "generate", h.tasks)  # one request per task: never retried
+    return result
+
+
+@scenario("429 storm with Retry-After")
+def storm_429(h: Harness) -> ScenarioResult:
+    """Half of all creates and reads get 429 with ``Retry-After``: everything succeeds, later."""
+    result = ScenarioResult("429 storm with Retry-After", tasks=h.tasks)
+    retry_after = 0.1
+    h.sim.inject_fault("generate", "http429", fraction=0.5, retry_after=retry_after)
+    h.sim.inject_fault("record-detail", "http429", fraction=0.5, retry_after=retry_after)
+    sleeps: list[float] = []
+    created = h.create_many(retry_limit=20, sleeps=sleeps)
+    _unexpected_create_errors(result, created)
+    if not sleeps:
+        result.problems.append("no create was rate limited: the storm did not happen")
+    early = [wait for wait in sleeps if wait < retry_after]
+    if early:
+        result.problems.append(f"{len(early)} retries waited less than Retry-After ({min(early):.3f} s)")
+    _reads_then_success(h, result, _created_ids(created))
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks * 21)
+    return result
+
+
+@scenario("dropped connections")
+def dropped_connections(h: Harness) -> ScenarioResult:
+    """Drops on reads are retried; a create dropped after sending is never retried (uncertain)."""
+    result = ScenarioResult("dropped connections", tasks=h.tasks)
+    before, after = 3, 3
+    h.sim.inject_fault("generate", "drop", count=before)  # closed before the task is created
+    h.sim.inject_fault("generate", "drop_after", count=after)  # the task exists, the answer is lost
+    h.sim.inject_fault("record-detail", "drop", fraction=0.3)
+    created = h.create_many()
+    uncertain = _uncertain(created)
+    _unexpected_create_errors(result, created, (type(uncertain[0].error),) if uncertain else ())
+    if len(uncertain) != before + after:
+        result.problems.append(f"{len(uncertain)} uncertain creates, {before + after} expected")
+    result.failed_as_expected += len(uncertain)
+    _reads_then_success(h, result, _created_ids(created))
+    result.expected_creations = h.tasks - before
+    result.creations = h.settle(result.expected_creations)
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("read timeouts")
+def read_timeouts(h: Harness) -> ScenarioResult:
+    """Slow answers past the read timeout: reads are retried, a timed-out create is not."""
+    result = ScenarioResult("read timeouts", tasks=h.tasks)
+    slow_creates = 4
+    h.sim.inject_fault("generate", "slow", count=slow_creates, delay=1.0)
+    h.sim.inject_fault("record-detail", "slow", count=h.tasks // 2, delay=1.0)
+    created = h.create_many(timeout=0.5)
+    uncertain = _uncertain(created)
+    _unexpected_create_errors(result, created, (type(uncertain[0].error),) if uncertain else ())
+    if len(uncertain) != slow_creates:
+        result.problems.append(f"{len(uncertain)} uncertain creates, {slow_creates} expected")
+    result.failed_as_expected += len(uncertain)
+    _reads_then_success(h, result, _created_ids(created))  # runway_faults: read timeout 0.5 s
+    # The simulator reads a slow request's body only after the delay, when the client has gone, so
+    # these creates made no task; either way the client must not have retried them.
+    result.creations, result.expected_creations = h.creations(), h.tasks - slow_creates
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("malformed JSON and HTML error pages")
+def malformed_bodies(h: Harness) -> ScenarioResult:
+    """Cut-off JSON and HTML gateway pages: reads retried, creates reported as uncertain."""
+    result = ScenarioResult("malformed JSON and HTML error pages", tasks=h.tasks)
+    per_kind = 3
+    h.sim.inject_fault("generate", "malformed_json", count=per_kind)
+    h.sim.inject_fault("generate", "html_error", count=per_kind)
+    h.sim.inject_fault("record-detail", "malformed_json", fraction=0.2)
+    h.sim.inject_fault("record-detail", "html_error", fraction=0.2)
+    created = h.create_many()
+    uncertain = _uncertain(created)
+    _unexpected_create_errors(result, created, (type(uncertain[0].error),) if uncertain else ())
+    if len(uncertain) != 2 * per_kind:
+        result.problems.append(f"{len(uncertain)} uncertain creates, {2 * per_kind} expected")
+    result.failed_as_expected += len(uncertain)
+    _reads_then_success(h, result, _created_ids(created))
+    result.creations, result.expected_creations = h.creations(), h.tasks - 2 * per_kind
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+def _odd_shape(variant: int, payload: dict[str, Any], nth: int) -> dict[str, Any] | None:
+    """Variant 0: the seed's flat shape; 1: unknown states and fields; 2: missing fields, then null data."""
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return None
+    if variant == 0:
+        flat = {k: v for k, v in data.items() if k not in ("state", "videoInfo")}
+        flat["status"] = data.get("state")
+        info = data.get("videoInfo") or {}
+        flat["videoUrl"], flat["imageUrl"] = info.get("videoUrl"), info.get("imageUrl")
+        return {**payload, "data": flat}
+    if variant == 1 and nth <= 3:
+        state = "paused" if data.get("state") != "success" else "under_review"
+        junk = {"newField": {"nested": [1, 2]}, "progress": "37%", "failCode": "", "expireFlag": None}
+        return {**payload, "data": {**data, **junk, "state": state}, "extra": True}
+    if variant == 2 and nth <= 3:
+        if nth == 1:
+            return {**payload, "data": {"taskId": data.get("taskId")}}
+        return {"code": 200, "msg": "success"}
+    return None
+
+
+@scenario("missing or unknown fields and states")
+def odd_shapes(h: Harness) -> ScenarioResult:
+    """Unknown states are pending, the flat variant parses, a body without data is retried."""
+    result = ScenarioResult("missing or unknown fields and states", tasks=h.tasks)
+    created = h.create_many(conn_id="runway_default")
+    _unexpected_create_errors(result, created)
+    ids = _created_ids(created)
+    variants = {task_id: index % 3 for index, task_id in enumerate(ids)}
+
+    def rewrite(
+        path: str, query: Mapping[str, str], status: int, body: bytes, nth: int
+    ) -> tuple[int, bytes, str] | None:
+        task_id = query.get("taskId", "")
+        if not path.endswith("record-detail") or task_id not in variants or status != 200:
+            return None
+        odd = _odd_shape(variants[task_id], json.loads(body), nth)
+        return None if odd is None else (200, json.dumps(odd).encode(), "application/json")
+
+    h.proxy.reset(rewrite)
+    _reads_then_success(h, result, ids, conn_id="runway_proxy")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------ operators
+
+
+class StateStore:
+    """A ``task_state_store`` kept in a JSON file, so it survives the process (a killed worker)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._read().get(key, default)
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        data = {**self._read(), key: value}
+        partial = self.path.with_suffix(".tmp")
+        with partial.open("w") as handle:
+            json.dump(data, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(self.path)
+
+
+class FakeTI:
+    """The parts of a task instance the operators use: XCom pushes and stats tags."""
+
+    def __init__(self) -> None:
+        self.stats_tags: dict[str, str] = {}
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def operator_context(store: Any) -> dict[str, Any]:
+    return {"ti": FakeTI(), "task_state_store": store, "params": {}}
+
+
+def generate_operator(index: int, **kwargs: Any) -> Any:
+    from airflow_provider_runway.operators.runway import RunwayGenerateOperator
+
+    settings: dict[str, Any] = {
+        "poll_interval": POLL_INTERVAL,
+        "runway_retry_delay": RETRY_DELAY,
+        "runway_retry_limit": 3,
+        "timeout": 60,
+        **kwargs,
+    }
+    return RunwayGenerateOperator(task_id=f"generate_{index}", prompt=f"fault scenario task {index}", **settings)
+
+
+def run_sync_operators(h: Harness, operators: list[Any], contexts: list[dict[str, Any]]) -> list[Any]:
+    """``execute`` each operator in its own thread; each item is the result or the exception."""
+
+    def one(pair: tuple[Any, dict[str, Any]]) -> Any:
+        op, context = pair
+        try:
+            return op.execute(context)
+        except Exception as error:
+            h.watch.keep(error, repr(error.__cause__))
+            return error
+
+    with ThreadPoolExecutor(len(operators)) as pool:
+        return list(pool.map(one, zip(operators, contexts, strict=True)))
+
+
+def run_deferred_operators(h: Harness, operators: list[Any], contexts: list[dict[str, Any]]) -> list[Any]:
+    """The deferrable path: ``execute`` until it defers, run every trigger in one loop, then resume."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    deferred: list[tuple[int, Any]] = []
+    outcomes: list[Any] = [None] * len(operators)
+    for index, (op, context) in enumerate(zip(operators, contexts, strict=True)):
+        try:
+            outcomes[index] = op.execute(context)
+        except TaskDeferred as deferral:
+            deferred.append((index, deferral))
+        except Exception as error:
+            outcomes[index] = error
+    events = h.run_triggers([item.trigger for _, item in deferred])
+    for (index, paused), event in zip(deferred, events, strict=True):
+        op = operators[index]
+        try:
+            outcomes[index] = getattr(op, paused.method_name)(contexts[index], event=event)
+        except Exception as error:
+            h.watch.keep(error)
+            outcomes[index] = error
+    h.watch.keep(*outcomes)
+    return outcomes
+
+
+def _tally_outcomes(result: ScenarioResult, outcomes: list[Any], expect: str = "success", reason: str = "") -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    for index, outcome in enumerate(outcomes):
+        if expect == "success" and isinstance(outcome, dict) and outcome.get("state") == "succeeded":
+            result.succeeded += 1
+        elif expect == "fail" and isinstance(outcome, AirflowFailException) and reason in str(outcome):
+            result.failed_as_expected += 1
+        else:
+            shown = f"{type(outcome).__name__}: {str(outcome)[:200]}"
+            result.problems.append(f"operator {index}: expected {expect}, got {shown}")
+
+
+# ------------------------------------------------------------------------------------ more scenarios
+
+
+def _not_found_first(reads: int) -> Rewrite:
+    def rewrite(
+        path: str, query: Mapping[str, str], status: int, body: bytes, nth: int
+    ) -> tuple[int, bytes, str] | None:
+        if path.endswith("record-detail") and 0 < nth <= reads:
+            return 200, envelope(None, 404, f"Task not found: {query.get('taskId', '')}"), "application/json"
+        return None
+
+    return rewrite
+
+
+@scenario("404 right after create")
+def not_found_after_create(h: Harness) -> ScenarioResult:
+    """KIE may not show a fresh task for a moment: the first reads of every task answer 404.
+
+    Half the tasks wait in the trigger (deferrable operators), half in the worker (sync operators).
+    """
+    result = ScenarioResult("404 right after create", tasks=h.tasks)
+    h.proxy.reset(_not_found_first(2))
+    half = h.tasks // 2
+    deferred = [generate_operator(i, runway_conn_id="runway_proxy", deferrable=True) for i in range(half)]
+    sync = [generate_operator(i, runway_conn_id="runway_proxy") for i in range(half, h.tasks)]
+    contexts = [operator_context(StateStore(Path(tempfile.mkdtemp()) / "state.json")) for _ in range(h.tasks)]
+    outcomes = run_deferred_operators(h, deferred, contexts[:half])
+    outcomes += run_sync_operators(h, sync, contexts[half:])
+    _tally_outcomes(result, outcomes)
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("expired results")
+def expired_results(h: Harness) -> ScenarioResult:
+    """A result whose files are gone fails the task clearly (no retry would bring them back)."""
+    result = ScenarioResult("expired results", tasks=h.tasks)
+    h.sim.configure(retention_seconds=0.0)
+    half = h.tasks // 2
+    deferred = [generate_operator(i, deferrable=True) for i in range(half)]
+    sync = [generate_operator(i) for i in range(half, h.tasks)]
+    contexts = [operator_context(StateStore(Path(tempfile.mkdtemp()) / "state.json")) for _ in range(h.tasks)]
+    outcomes = run_deferred_operators(h, deferred, contexts[:half])
+    outcomes += run_sync_operators(h, sync, contexts[half:])
+    _tally_outcomes(result, outcomes, "fail", "expired")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+def _rebuild(trigger: Any) -> Any:
+    """What the triggerer does after a restart: import the class path and pass the kwargs."""
+    import importlib
+
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+
+
+@scenario("triggerer restart mid-wait")
+def triggerer_restart(h: Harness) -> ScenarioResult:
+    """Every trigger is cancelled mid-wait and re-created from ``serialize()``; the deadline is kept."""
+    result = ScenarioResult("triggerer restart mid-wait", tasks=h.tasks)
+    created = h.create_many(conn_id="runway_default")
+    _unexpected_create_errors(result, created)
+    triggers = [h.trigger(task_id) for task_id in _created_ids(created)]
+
+    async def first_life() -> int:
+        runs = [asyncio.ensure_future(_drain(t)) for t in triggers]
+        await asyncio.sleep(0.15)  # mid-wait: the tasks are in wait or queueing
+        finished = sum(run.done() for run in runs)
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+        return finished
+
+    if asyncio.run(first_life()):
+        result.problems.append("a trigger finished before the restart: the restart was not mid-wait")
+    reborn = [_rebuild(t) for t in triggers]
+    for old, new in zip(triggers, reborn, strict=True):
+        if old.serialize() != new.serialize():
+            result.problems.append(f"serialize() changed across the restart for {old.runway_task_id}")
+    _tally_events(result, h.run_triggers(reborn), "success")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+async def _drain(trigger: Any) -> list[Any]:
+    return [event async for event in trigger.run()]
+
+
+@scenario("two copies of each trigger")
+def duplicate_triggers(h: Harness) -> ScenarioResult:
+    """Two triggerers running the same trigger (failover): both agree, nothing is created twice."""
+    result = ScenarioResult("two copies of each trigger", tasks=h.tasks)
+    created = h.create_many(conn_id="runway_default")
+    _unexpected_create_errors(result, created)
+    ids = _created_ids(created)
+    originals = [h.trigger(task_id) for task_id in ids]
+    events = h.run_triggers(originals + [_rebuild(t) for t in originals])
+    first, second = events[: len(ids)], events[len(ids) :]
+    for one, other in zip(first, second, strict=True):
+        if (one["status"], one["task"] and one["task"]["video_url"]) != (
+            other["status"],
+            other["task"] and other["task"]["video_url"],
+        ):
+            result.problems.append(f"copies disagree on {one['task_id']}: {one['status']} vs {other['status']}")
+    _tally_events(result, first, "success")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("permanent outage: bounded retries")
+def permanent_outage(h: Harness) -> ScenarioResult:
+    """Every create answers 455 and every read 500: each path gives up after a counted number of requests."""
+    result = ScenarioResult("permanent outage: bounded retries", tasks=h.tasks)
+    from airflow_provider_runway.core import RunwayUnavailableError
+
+    create_retries, read_retries, polls = 2, 2, 3
+    created = h.create_many(conn_id="runway_default")  # tasks to wait for, made before the outage
+    _unexpected_create_errors(result, created)
+    h.sim.inject_fault("generate", "http455", fraction=1.0)
+    h.sim.inject_fault("record-detail", "http500", fraction=1.0)
+    started = time.monotonic()
+    refused = h.create_many(h.tasks, retry_limit=create_retries)
+    for item in refused:
+        if not isinstance(item.error, RunwayUnavailableError):
+            result.problems.append(f"create {item.index} during the outage: {item.error or item.task_id}")
+    events = h.wait_all(
+        _created_ids(created), retry_limit=read_retries, max_consecutive_errors=polls, poll_interval=POLL_INTERVAL
+    )
+    _tally_events(result, events, "error", "consecutive failed status reads")
+    if time.monotonic() - started < polls * POLL_INTERVAL:
+        result.problems.append("the retries did not back off")
+    result.tasks = h.tasks  # the waits are the tasks; the refused creates are counted in the bound
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    reads = h.tasks * (read_retries + 1) * polls
+    h.bound(result, "record-detail", reads, exact=True)
+    generate = h.requests("generate")
+    expected_generate = h.tasks + h.tasks * (create_retries + 1)
+    if generate != expected_generate:
+        result.problems.append(f"{generate} generate requests, exactly {expected_generate} expected")
+    result.request_bound += f", generate={expected_generate}"
+    return result
+
+
+def _worker_main(state_dir: str, count: int) -> None:
+    """The first try of ``count`` sync operators in one worker process; the parent kills it mid-wait."""
+    operators = [generate_operator(index) for index in range(count)]
+    contexts = [operator_context(StateStore(Path(state_dir) / f"{index}.json")) for index in range(count)]
+    threads = [
+        threading.Thread(target=op.execute, args=(context,), daemon=True)
+        for op, context in zip(operators, contexts, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _stored_ids(state_dir: Path, count: int) -> list[str | None]:
+    from airflow_provider_runway.links.runway import RUNWAY_TASK_ID_XCOM_KEY
+
+    return [StateStore(state_dir / f"{index}.json").get(RUNWAY_TASK_ID_XCOM_KEY) for index in range(count)]
+
+
+@scenario("worker killed after creation")
+def worker_killed(h: Harness) -> ScenarioResult:
+    """SIGKILL a worker process that created its tasks and is waiting; the next try attaches to them.
+
+    The simulator holds every task in ``generating`` (paused) so the kill lands mid-wait. The second
+    try (half sync, half deferrable) must find the stored ids, create nothing, and return the results
+    of the very tasks the first try created.
+    """
+    result = ScenarioResult("worker killed after creation", tasks=h.tasks)
+    state_dir = Path(tempfile.mkdtemp(prefix="runway-resume-"))
+    h.sim.pause()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    worker = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", str(state_dir), str(h.tasks)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not all(_stored_ids(state_dir, h.tasks)) and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.05)
+        time.sleep(3 * POLL_INTERVAL)  # the worker is now polling held tasks
+        alive = worker.poll() is None
+        worker.send_signal(signal.SIGKILL)
+    finally:
+        output = worker.communicate(timeout=30)[0].decode("utf-8", "replace")
+    h.watch.keep(output)
+    first_ids = _stored_ids(state_dir, h.tasks)
+    if not alive or not all(first_ids):
+        result.problems.append(f"the worker did not reach the wait (alive={alive}): {output[-400:]}")
+        return result
+    created_by_first_try = h.creations()
+    half = h.tasks // 2
+    contexts = [operator_context(StateStore(state_dir / f"{index}.json")) for index in range(h.tasks)]
+    deferred = [generate_operator(index, deferrable=True) for index in range(half)]
+    sync = [generate_operator(index) for index in range(half, h.tasks)]
+    threading.Timer(0.3, h.sim.resume).start()  # the tasks finish while the second try waits
+    outcomes = run_sync_operators(h, sync, contexts[half:])
+    outcomes = run_deferred_operators(h, deferred, contexts[:half]) + outcomes
+    _tally_outcomes(result, outcomes)
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, dict) and outcome.get("task_id") != first_ids[index]:
+            result.problems.append(f"operator {index} returned task {outcome.get('task_id')}, not {first_ids[index]}")
+    if created_by_first_try != h.tasks:
+        result.problems.append(f"the first try created {created_by_first_try} tasks, {h.tasks} expected")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+def run_scenario(h: Harness, name: str) -> ScenarioResult:
+    """Run one scenario on a fresh simulator state, watching logs for leaked secrets."""
+    h.fresh()
+    h.watch = LeakWatch()
+    started = time.monotonic()
+    with h.watch.installed():
+        try:
+            result = SCENARIOS[name](h)
+        except Exception as error:  # a crash is a dirty row, not a lost table
+            log.exception("scenario %s crashed", name)
+            result = ScenarioResult(name, tasks=h.tasks, problems=[f"crashed: {type(error).__name__}: {error}"])
+            h.watch.keep(error)
+    result.seconds = time.monotonic() - started
+    result.keys_leaked += h.watch.leaks()
+    if not result.requests:
+        result.requests = h.requests()
+    return result
+
+
+def run_all(names: list[str] | None = None, tasks: int = TASKS, quiet: bool = True) -> list[ScenarioResult]:
+    """Start a simulator, run the scenarios (all, or those named), return their results."""
+    from airflow_provider_runway.simulator import SimulatorConfig, SimulatorThread
+
+    results: list[ScenarioResult] = []
+    with SimulatorThread(SimulatorConfig(**SIM_FIELDS)) as sim:
+        h = Harness(sim, tasks)
+        try:
+            for name in names or list(SCENARIOS):
+                if quiet:
+                    with captured_fds() as output:
+                        result = run_scenario(h, name)
+                    result.keys_leaked += count_leaks(*output)
+                else:
+                    result = run_scenario(h, name)
+                results.append(result)
+        finally:
+            h.close()
+    return results
+
+
+def _prepare_airflow_home() -> None:
+    """A throwaway AIRFLOW_HOME so the script never touches a real deployment."""
+    if "AIRFLOW_HOME" not in os.environ:
+        home = tempfile.mkdtemp(prefix="runway-faults-airflow-")
+        os.environ["AIRFLOW_HOME"] = home
+        os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-k", dest="pattern", default="", help="run only scenarios whose name contains this text")
+    parser.add_argument("--tasks", type=int, default=TASKS, help=f"tasks per scenario (default {TASKS})")
+    parser.add_argument("--verbose", action="store_true", help="show the provider's log output")
+    parser.add_argument("--worker", nargs=2, metavar=("STATE_DIR", "COUNT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker_main(args.worker[0], int(args.worker[1]))
+        return 0
+    _prepare_airflow_home()
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    names = [name for name in SCENARIOS if args.pattern.lower() in name.lower()]
+    if not names:
+        parser.error(f"no scenario matches {args.pattern!r}; scenarios: {', '.join(SCENARIOS)}")
+    results = run_all(names, args.tasks, quiet=not args.verbose)
+    print(format_results(results))
+    dirty = [r for r in results if not r.clean]
+    for result in dirty:
+        print(result.explain())
+    return 1 if dirty else 0
+
+
+if __name__ == "__main__":
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    sys.exit(main())
