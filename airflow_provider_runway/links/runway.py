@@ -29,5 +29,8 @@ class RunwayTaskLink(BaseOperatorLink):
     name = "Runway Result"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        # Airflow calls this when the try ends; when no task was created there is nothing to read.
+        if getattr(operator, "runway_task_id", "") is None:
+            return ""
         url = XCom.get_value(ti_key=ti_key, key=RUNWAY_RESULT_URL_XCOM_KEY)
         return url if isinstance(url, str) else ""

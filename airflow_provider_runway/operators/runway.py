@@ -341,8 +341,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 )
             if now >= deadline:
                 raise RunwayTaskTimeoutError(
-                    f"Runway task {task_id} did not finish within {self.timeout:.0f} s "
-                    f"(waited {now - started:.0f} s); it keeps running on KIE and a retry attaches to it"
+                    f"Runway task {task_id} did not finish within {self.timeout:g} s "
+                    f"(waited {now - started:.1f} s); it keeps running on KIE and a retry attaches to it"
                 )
             time.sleep(min(self.poll_interval, max(deadline - now, 0.0)))
 
@@ -363,7 +363,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 return self._finish(context, task)
             raise self._remote_failure(RunwayTaskFailedError(task_id, None, message))
         if status == "timeout":
-            raise RunwayTaskTimeoutError(message or f"Runway task {task_id} did not finish within {self.timeout} s")
+            raise RunwayTaskTimeoutError(message or f"Runway task {task_id} did not finish within {self.timeout:g} s")
         raise AirflowException(f"Waiting for Runway task {task_id} failed: {message or event!r}")
 
     def _finish(self, context: Context, task: RunwayTask) -> dict[str, Any]:

@@ -215,7 +215,7 @@ def test_expired_result_says_so(hook: mock.MagicMock, context: dict[str, Any], m
 def test_timeout_names_task_id_and_time_waited(hook: mock.MagicMock, context: dict[str, Any], make_task: Any) -> None:
     hook.get_task.return_value = make_task(status=TaskStatus.PENDING)
     op = attach(generate(timeout=0.05, poll_interval=0.01), hook)
-    with pytest.raises(RunwayTaskTimeoutError, match=r"task-1 did not finish within 0 s \(waited \d+ s\)"):
+    with pytest.raises(RunwayTaskTimeoutError, match=r"task-1 did not finish within 0.05 s \(waited \d+\.\d s\)"):
         op.execute(context)
     assert hook.get_task.call_count >= 2
 
@@ -466,6 +466,10 @@ def test_extra_link_reads_the_pushed_url() -> None:
 
     op = generate()
     assert [link.name for link in op.operator_extra_links] == ["Runway Result"]
+    with mock.patch("airflow_provider_runway.links.runway.XCom.get_value") as get:
+        assert RunwayTaskLink().get_link(op, ti_key=mock.sentinel.key) == ""  # nothing was created
+    get.assert_not_called()
+    op.runway_task_id = "task-1"
     with mock.patch("airflow_provider_runway.links.runway.XCom.get_value", return_value="https://x/v.mp4") as get:
         assert RunwayTaskLink().get_link(op, ti_key=mock.sentinel.key) == "https://x/v.mp4"
     get.assert_called_once_with(ti_key=mock.sentinel.key, key="runway_result_url")
