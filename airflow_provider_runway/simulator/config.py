@@ -10,6 +10,7 @@ from typing import Any
 from airflow_provider_runway.core.models import DEFAULT_DURATIONS, DEFAULT_MAX_PROMPT_LENGTH
 
 ERROR_STYLES: tuple[str, ...] = ("body", "http")
+CONCURRENCY_MODES: tuple[str, ...] = ("refuse", "fail_task")
 
 #: Fields that cannot change while the server runs (they shape the accounts or the server itself).
 STARTUP_ONLY_FIELDS: frozenset[str] = frozenset({"seed", "max_body_bytes"})
@@ -39,6 +40,9 @@ class SimulatorConfig:
     :param concurrency_limit: most unfinished tasks per key; 0 means unlimited.
     :param concurrency_error_code: code of a create refused by the concurrency limit (400 as KIE
         reports it, or 429).
+    :param concurrency_mode: ``"refuse"`` answers a create over the limit with
+        ``concurrency_error_code``; ``"fail_task"`` accepts it (no charge) and the task fails at
+        once with code 400 and "Reached the limit for concurrent generations", callback included.
     :param starting_credits: credits of a new account.
     :param retention_seconds: time after completion until ``expireFlag`` is 1 and files are gone.
     :param webhook_hmac_key: when set, callbacks carry ``X-Webhook-Timestamp`` and ``X-Webhook-Signature``.
@@ -66,6 +70,7 @@ class SimulatorConfig:
     error_style: str = "body"
     concurrency_limit: int = 10
     concurrency_error_code: int = 400
+    concurrency_mode: str = "refuse"
     starting_credits: int = 10_000
     retention_seconds: float = 14 * 86400.0
     webhook_hmac_key: str | None = None
@@ -102,6 +107,8 @@ class SimulatorConfig:
         ):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.concurrency_mode not in CONCURRENCY_MODES:
+            raise ValueError(f"concurrency_mode must be one of {CONCURRENCY_MODES}, got {self.concurrency_mode!r}")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         if self.concurrency_limit < 0:

@@ -178,9 +178,10 @@ class SimEngine:
         """Charge the account and start a task; raises the limit or credit :class:`SimError`."""
         cfg = self.config
         limit = cfg.concurrency_limit
-        if limit and self.running_count(account) >= limit:
+        over_limit = bool(limit) and self.running_count(account) >= limit
+        if over_limit and cfg.concurrency_mode == "refuse":
             raise SimError(cfg.concurrency_error_code, f"{CONCURRENCY_MESSAGE} (limit {limit})")
-        cost = credit_cost(kind, duration, quality)
+        cost = 0 if over_limit else credit_cost(kind, duration, quality)
         if account.credits < cost:
             raise SimError(
                 402, f"The current credits are insufficient: this task costs {cost}, the account has {account.credits}"
@@ -217,11 +218,16 @@ class SimEngine:
             failure=failure,
             cost=cost,
         )
+        if over_limit:
+            task.failure = (400, CONCURRENCY_MESSAGE)
+            task.forced = True
+            task.t_queue = task.t_gen = task.t_done = now
         self.tasks[task_id] = task
         account.credits -= cost
         account.credits_spent += cost
         account.tasks_created += 1
-        account.live.add(task_id)
+        if not over_limit:
+            account.live.add(task_id)
         if callback_url:
             heapq.heappush(self._callback_heap, (t_done, task_id))
         return task

@@ -116,3 +116,16 @@ def test_callback_after_pause_is_sent_on_resume(runway_sim, api: Api, receiver: 
     runway_sim.resume()
     [call] = receiver.wait(1)
     assert call["body"]["data"]["task_id"] == task_id
+
+
+def test_concurrency_failure_reported_by_callback(runway_sim, api: Api, receiver: Receiver):
+    runway_sim.configure(concurrency_limit=1, concurrency_mode="fail_task")
+    api.generate()
+    over = api.generate(callBackUrl=receiver.url + "/hook")
+    assert api.record(over)["failMsg"] == "Reached the limit for concurrent generations"
+    [call] = receiver.wait(1)
+    assert call["body"] == {
+        "code": 400,
+        "msg": "Reached the limit for concurrent generations",
+        "data": {"task_id": over},
+    }

@@ -232,3 +232,12 @@ def test_limit_switched_on_at_runtime_counts_tasks_created_before():
     engine.config = engine.config.updated({"concurrency_limit": 1})
     with pytest.raises(SimError):
         create(engine)
+
+
+def test_concurrency_limit_in_fail_task_mode_accepts_then_fails_for_free():
+    engine, _ = make(concurrency_limit=1, concurrency_mode="fail_task")
+    create(engine)
+    over = create(engine)
+    assert engine.snapshot(over).state == "fail"
+    assert over.failure == (400, CONCURRENCY_MESSAGE) and over.cost == 0
+    assert engine.account("k").credits_spent == 60
