@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -173,8 +174,9 @@ class RunwaySimulator:
             await asyncio.sleep(rule.delay)
             return await handler(request)
         if kind in ("drop", "drop_after"):
-            if kind == "drop_after":
-                await handler(request)
+            if kind == "drop_after":  # the request takes effect, only the answer is lost
+                with contextlib.suppress(SimError):
+                    await handler(request)
             if request.transport is not None:
                 request.transport.close()
             raise asyncio.CancelledError()
@@ -318,8 +320,9 @@ class RunwaySimulator:
         if task is None or snap is None or snap.state != "success":
             raise SimError(404, "File not found")
         if snap.expired:
-            raise SimError(404, "File not found: it has expired and was deleted (files are kept 14 days)")
+            raise SimError(404, "File not found: it has expired and was deleted")
         path = f"/files/{match.group(0)}"
+        # rounded up to whole seconds: a link is never valid for less than the configured lifetime
         expires = int(self.engine.clock() + self.engine.scaled(self.config.download_link_ttl)) + 1
         return self.ok(f"{self._origin(request)}{path}?token={self._token(path, expires)}&expires={expires}")
 
