@@ -55,8 +55,8 @@ def finished(sim_hook: RunwayHook) -> Callable[..., dict[str, Any]]:
     return make
 
 
-def run_dag(dag: Any) -> Any:
-    """Store ``dag`` in the metadata DB (``dag.test()`` requires it) and run it once."""
+def serialize(dag: Any) -> None:
+    """Store ``dag`` in the metadata DB, as the dag-processor would."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
@@ -68,4 +68,9 @@ def run_dag(dag: Any) -> Any:
         update_dag_parsing_results_in_db(
             "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
         )
+
+
+def run_dag(dag: Any) -> Any:
+    """Store ``dag`` in the metadata DB (``dag.test()`` requires it) and run it once."""
+    serialize(dag)
     return dag.test()
