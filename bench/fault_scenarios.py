@@ -210,7 +210,8 @@ def captured_fds() -> Iterator[list[str]]:
 
 # ------------------------------------------------------------------------------------ proxy
 
-Rewrite = Callable[[str, Mapping[str, str], int, bytes, int], "tuple[int, bytes, str] | None"]
+Replaced = tuple[int, bytes, str] | None
+Rewrite = Callable[[str, Mapping[str, str], int, bytes, int], Replaced]
 
 
 class RewritingProxy:
@@ -226,6 +227,7 @@ class RewritingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.rewrite: Rewrite | None = None
+        self.hide_length = False
         self.url = ""
         self.seen: Counter[str] = Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -244,8 +246,9 @@ class RewritingProxy:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
 
-    def reset(self, rewrite: Rewrite | None = None) -> None:
+    def reset(self, rewrite: Rewrite | None = None, hide_length: bool = False) -> None:
         self.rewrite = rewrite
+        self.hide_length = hide_length
         self.seen.clear()
 
     def _serve(self) -> None:
@@ -275,8 +278,19 @@ class RewritingProxy:
             replaced = self.rewrite(request.path, request.query, status, payload, nth) if self.rewrite else None
             if replaced is not None:
                 status, payload, content_type = replaced
-            extra = {"Retry-After": retry_after} if retry_after else None
-            return web.Response(status=status, body=payload, headers={"Content-Type": content_type, **(extra or {})})
+            headers = {"Content-Type": content_type}
+            if retry_after:
+                headers["Retry-After"] = retry_after
+            if self.hide_length:  # chunked: the client learns the size only by reading
+                response = web.StreamResponse(status=status, headers=headers)
+                response.enable_chunked_encoding()
+                await response.prepare(request)
+                with contextlib.suppress(ConnectionError):  # the client may stop reading at its cap
+                    for start in range(0, len(payload), 64 * 1024):
+                        await response.write(payload[start : start + 64 * 1024])
+                    await response.write_eof()
+                return response
+            return web.Response(status=status, body=payload, headers=headers)
 
         async def start() -> str:
             app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -299,6 +313,71 @@ class RewritingProxy:
 
 def envelope(data: Any, code: int = 200, msg: str = "success") -> bytes:
     return json.dumps({"code": code, "msg": msg, "data": data}).encode()
+
+
+def _serve_big_bodies(status: int, size: int, content_type: str, chunked: bool) -> None:
+    """A separate process answering every request with ``size`` bytes, generated as they are sent.
+
+    Used to measure the client's memory while it reads a huge body: in another process, the
+    server's own buffers do not count.
+    """
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    block = (b"<html>" + b"x" * 65530)[: 64 * 1024]
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+            else:
+                self.send_header("Content-Length", str(size))
+            self.end_headers()
+            sent = 0
+            try:
+                while sent < size:
+                    part = block[: min(len(block), size - sent)]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+                    sent += len(part)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+@contextlib.contextmanager
+def big_body_server(status: int, size: int, content_type: str = "text/html", chunked: bool = False) -> Iterator[str]:
+    """Run :func:`_serve_big_bodies` in a child process; yields its base URL."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    args = [str(status), str(size), content_type, "1" if chunked else "0"]
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--big-body-server", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        port = child.stdout.readline().strip() if child.stdout else ""
+        if not port.isdigit():
+            raise RuntimeError("the big-body server did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        child.kill()
+        child.wait(10)
+        if child.stdout:
+            child.stdout.close()
 
 
 # ------------------------------------------------------------------------------------ harness
@@ -656,9 +735,7 @@ def odd_shapes(h: Harness) -> ScenarioResult:
     ids = _created_ids(created)
     variants = {task_id: index % 3 for index, task_id in enumerate(ids)}
 
-    def rewrite(
-        path: str, query: Mapping[str, str], status: int, body: bytes, nth: int
-    ) -> tuple[int, bytes, str] | None:
+    def rewrite(path: str, query: Mapping[str, str], status: int, body: bytes, nth: int) -> Replaced:
         task_id = query.get("taskId", "")
         if not path.endswith("record-detail") or task_id not in variants or status != 200:
             return None
@@ -785,9 +862,7 @@ def _tally_outcomes(result: ScenarioResult, outcomes: list[Any], expect: str = "
 
 
 def _not_found_first(reads: int) -> Rewrite:
-    def rewrite(
-        path: str, query: Mapping[str, str], status: int, body: bytes, nth: int
-    ) -> tuple[int, bytes, str] | None:
+    def rewrite(path: str, query: Mapping[str, str], status: int, body: bytes, nth: int) -> Replaced:
         if path.endswith("record-detail") and 0 < nth <= reads:
             return 200, envelope(None, 404, f"Task not found: {query.get('taskId', '')}"), "application/json"
         return None
@@ -930,6 +1005,79 @@ def permanent_outage(h: Harness) -> ScenarioResult:
     return result
 
 
+#: Size of the error pages of the huge-body scenario.
+HUGE_BODY_BYTES = 4 * 1024 * 1024
+#: Longest log line or event message accepted while huge bodies fly around.
+MAX_MESSAGE_CHARS = 4000
+
+
+@scenario("huge error bodies")
+def huge_error_bodies(h: Harness) -> ScenarioResult:
+    """The first two reads of every task get a 4 MB HTML 500 page: retried, and never echoed whole."""
+    result = ScenarioResult("huge error bodies", tasks=h.tasks)
+    page = b"<html><body>" + b"x" * HUGE_BODY_BYTES + b"</body></html>"
+
+    def rewrite(path: str, query: Mapping[str, str], status: int, body: bytes, nth: int) -> Replaced:
+        return (500, page, "text/html") if path.endswith("record-detail") and nth <= 2 else None
+
+    created = h.create_many(conn_id="runway_default")
+    _unexpected_create_errors(result, created)
+    h.proxy.reset(rewrite)
+    events = h.wait_all(_created_ids(created), "runway_proxy", retry_limit=1)
+    _tally_events(result, events, "success")
+    longest = max((len(text) for text in h.watch.texts), default=0)
+    if longest > MAX_MESSAGE_CHARS:
+        result.problems.append(f"a log record or message of {longest} characters: the error body was echoed")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("download caps")
+def download_caps(h: Harness) -> ScenarioResult:
+    """Files over ``max_bytes`` are refused (by Content-Length, or while streaming) and leave nothing."""
+    from airflow_provider_runway.storage import persist_task_result
+
+    result = ScenarioResult("download caps", tasks=h.tasks)
+    video_size, cap = 512 * 1024, 128 * 1024
+    h.sim.configure(video_size_bytes=video_size)
+    created = h.create_many(conn_id="runway_default")
+    _unexpected_create_errors(result, created)
+    events = h.wait_all(_created_ids(created), "runway_default")
+    destination = Path(tempfile.mkdtemp(prefix="runway-caps-"))
+    hook = h.hook("runway_default")
+    third = len(events) // 3
+    h.proxy.reset(hide_length=True)  # no Content-Length: the cap must hold while streaming
+    kept: list[str] = []
+    for index, event in enumerate(events):
+        task = dict(event.get("task") or {})
+        refused = index < 2 * third
+        if third <= index < 2 * third:
+            task["video_url"] = str(task.get("video_url", "")).replace(h.sim.url, h.proxy.url)
+        try:
+            persist_task_result(task, f"file://{destination}", hook=hook, max_bytes=cap if refused else 4 * video_size)
+        except Exception as error:
+            h.watch.keep(error)
+            # Refused by Content-Length before reading, or by counting while streaming.
+            reason = "exceed the cap" if index < third else "more than the cap"
+            if refused and reason in str(error):
+                result.failed_as_expected += 1
+            else:
+                result.problems.append(f"task {task.get('task_id')}: {type(error).__name__}: {str(error)[:160]}")
+            continue
+        if refused:
+            result.problems.append(f"task {task.get('task_id')}: a {video_size}-byte file passed a {cap}-byte cap")
+        else:
+            result.succeeded += 1
+            kept.append(f"{task.get('task_id')}.mp4")
+    stored = sorted(p.name for p in destination.iterdir() if p.suffix == ".mp4" or p.name.endswith(".part"))
+    if stored != sorted(kept):
+        result.problems.append(f"the folder holds {len(stored)} videos or partial files, {len(kept)} expected")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
 def _worker_main(state_dir: str, count: int) -> None:
     """The first try of ``count`` sync operators in one worker process; the parent kills it mid-wait."""
     operators = [generate_operator(index) for index in range(count)]
@@ -1060,9 +1208,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=TASKS, help=f"tasks per scenario (default {TASKS})")
     parser.add_argument("--verbose", action="store_true", help="show the provider's log output")
     parser.add_argument("--worker", nargs=2, metavar=("STATE_DIR", "COUNT"), help=argparse.SUPPRESS)
+    parser.add_argument("--big-body-server", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         _worker_main(args.worker[0], int(args.worker[1]))
+        return 0
+    if args.big_body_server:
+        status, size, content_type, chunked = args.big_body_server
+        _serve_big_bodies(int(status), int(size), content_type, chunked == "1")
         return 0
     _prepare_airflow_home()
     if str(REPO_ROOT) not in sys.path:
