@@ -11,6 +11,7 @@ from airflow_provider_runway.core.models import DEFAULT_DURATIONS, DEFAULT_MAX_P
 
 ERROR_STYLES: tuple[str, ...] = ("body", "http")
 CONCURRENCY_MODES: tuple[str, ...] = ("refuse", "fail_task")
+RECORD_STYLES: tuple[str, ...] = ("documented", "variant")
 
 #: Fields that cannot change while the server runs (they shape the accounts or the server itself).
 STARTUP_ONLY_FIELDS: frozenset[str] = frozenset({"seed", "max_body_bytes"})
@@ -43,6 +44,10 @@ class SimulatorConfig:
     :param concurrency_mode: ``"refuse"`` answers a create over the limit with
         ``concurrency_error_code``; ``"fail_task"`` accepts it (no charge) and the task fails at
         once with code 400 and "Reached the limit for concurrent generations", callback included.
+    :param record_style: ``"documented"`` sends the status shapes of the reference; ``"variant"``
+        sends the shapes some clients report instead: Runway ``status`` for ``state``, a flat
+        ``videoUrl``/``imageUrl``, ``failCode`` as a string (``""`` when none); Aleph ``errorCode``
+        null while in progress.
     :param starting_credits: credits of a new account.
     :param retention_seconds: time after completion until ``expireFlag`` is 1 and files are gone.
     :param webhook_hmac_key: when set, callbacks carry ``X-Webhook-Timestamp`` and ``X-Webhook-Signature``.
@@ -71,6 +76,7 @@ class SimulatorConfig:
     concurrency_limit: int = 10
     concurrency_error_code: int = 400
     concurrency_mode: str = "refuse"
+    record_style: str = "documented"
     starting_credits: int = 10_000
     retention_seconds: float = 14 * 86400.0
     webhook_hmac_key: str | None = None
@@ -109,6 +115,8 @@ class SimulatorConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.concurrency_mode not in CONCURRENCY_MODES:
             raise ValueError(f"concurrency_mode must be one of {CONCURRENCY_MODES}, got {self.concurrency_mode!r}")
+        if self.record_style not in RECORD_STYLES:
+            raise ValueError(f"record_style must be one of {RECORD_STYLES}, got {self.record_style!r}")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         if self.concurrency_limit < 0:

@@ -344,18 +344,24 @@ class RunwaySimulator:
                 "videoUrl": video_url,
                 "imageUrl": image_url,
             }
-        failed = snap.state == "fail" and task.failure is not None
-        return {
+        failure = task.failure if snap.state == "fail" else None
+        record: dict[str, Any] = {
             "taskId": task.task_id,
             "parentTaskId": task.parent_task_id,
             "generateParam": task.params,
             "state": snap.state,
             "generateTime": _utc(task.created, "%Y-%m-%d %H:%M:%S"),
             "videoInfo": video_info,
-            "failCode": task.failure[0] if failed and task.failure else None,
-            "failMsg": task.failure[1] if failed and task.failure else "",
+            "failCode": failure[0] if failure else None,
+            "failMsg": failure[1] if failure else "",
             "expireFlag": 1 if snap.expired else 0,
         }
+        if self.config.record_style == "variant":
+            record["status"] = record.pop("state")
+            info = record.pop("videoInfo") or {}
+            record["videoUrl"], record["imageUrl"] = info.get("videoUrl", ""), info.get("imageUrl", "")
+            record["failCode"] = str(failure[0]) if failure else ""
+        return record
 
     def aleph_record(self, task: Task) -> dict[str, Any]:
         """The ``data`` of Aleph ``record-info`` for ``task``."""
@@ -370,7 +376,7 @@ class RunwaySimulator:
             "paramJson": json.dumps(task.params),
             "response": response,
             "successFlag": 1 if snap.state == "success" else 0,
-            "errorCode": failure[0] if failure else 0,
+            "errorCode": failure[0] if failure else (None if self.config.record_style == "variant" else 0),
             "errorMessage": failure[1] if failure else "",
             "createTime": _utc(task.created, "%Y-%m-%dT%H:%M:%SZ"),
             "completeTime": _utc(task.t_done, "%Y-%m-%dT%H:%M:%SZ") if snap.state in ("success", "fail") else None,

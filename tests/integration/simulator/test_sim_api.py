@@ -364,3 +364,20 @@ def test_marker_configures_the_fixture(runway_sim):
 def test_runway_sim_marker(runway_sim):
     config = runway_sim.config()
     assert config["error_style"] == "http" and config["starting_credits"] == 5
+
+
+def test_variant_record_style_uses_the_shapes_some_clients_see(runway_sim, api: Api):
+    runway_sim.configure(record_style="variant")
+    done, failed, aleph = api.generate(), api.generate(), api.aleph()
+    runway_sim.fail_task(failed, code=400, message="nope")
+    assert api.aleph_record(aleph)["errorCode"] is None
+    assert parse_aleph_record(api.aleph_record(aleph)).status is TaskStatus.PENDING
+    runway_sim.wait_for(done, "success")
+    record = api.record(done)
+    assert "state" not in record and "videoInfo" not in record
+    assert record["status"] == "success" and record["videoUrl"].endswith(f"/files/{done}.mp4")
+    assert record["failCode"] == ""
+    assert parse_runway_record(record).status is TaskStatus.SUCCEEDED
+    bad = api.record(failed)
+    assert (bad["status"], bad["failCode"], bad["videoUrl"]) == ("fail", "400", "")
+    assert parse_runway_record(bad).fail_code == "400"
