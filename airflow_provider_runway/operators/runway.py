@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,6 +26,8 @@ from airflow_provider_runway.core import (
     GenerateRequest,
     RunwayCreateUncertainError,
     RunwayError,
+    RunwayGenerationError,
+    RunwayNotFoundError,
     RunwayParameterError,
     RunwayRateLimitedError,
     RunwayResultExpiredError,
@@ -39,11 +42,13 @@ from airflow_provider_runway.core import (
 )
 from airflow_provider_runway.core.models import DEFAULT_DURATIONS
 from airflow_provider_runway.core.wire import status_path
+from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.links.runway import (
     RUNWAY_RESULT_URL_XCOM_KEY,
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
 )
+from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
 
 try:
     from airflow.sdk import ResumableJobMixin
@@ -56,7 +61,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_runway.core import CreateRequest
-    from airflow_provider_runway.hooks.runway import RunwayHook
 
 #: Keys of the operator's return value once the task finished (see ``RunwayTask.to_dict``).
 RESULT_KEYS: tuple[str, ...] = (
@@ -97,6 +101,14 @@ _PLACEHOLDERS: dict[str, Any] = {
 }
 #: Errors on create after which no task exists, so an Airflow retry is safe.
 _RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError)
+
+
+@dataclass
+class _PollState:
+    """What one synchronous wait remembers between status reads."""
+
+    errors: int = 0
+    seen: bool = False
 
 
 def is_templated(value: Any) -> bool:
@@ -211,8 +223,6 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     @cached_property
     def hook(self) -> RunwayHook:
         """The Runway hook of this operator."""
-        from airflow_provider_runway.hooks.runway import RunwayHook
-
         return RunwayHook(self.runway_conn_id, retry_limit=self.runway_retry_limit, retry_delay=self.runway_retry_delay)
 
     def status_url(self, task_id: str) -> str:
@@ -288,8 +298,6 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         return self._result
 
     def _defer(self, task_id: str) -> None:
-        from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
-
         self.defer(
             trigger=RunwayTaskTrigger(
                 task_id=task_id,
@@ -316,28 +324,17 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         started = time.monotonic()
         deadline = started + self.timeout
         last_log = float("-inf")
-        errors = 0
+        poll = _PollState()
         while True:
-            try:
-                task = self.hook.get_task(task_id, self.family)
-                errors = 0
-            except RunwayError as err:
-                errors += 1
-                if not err.retryable or errors >= MAX_CONSECUTIVE_POLL_ERRORS:
-                    raise AirflowException(f"Could not read Runway task {task_id}: {err}") from err
-                self.log.warning("Reading Runway task %s failed (%s); polling again", task_id, err)
-                task = None
+            task = self._poll_once(task_id, poll, time.monotonic() - started)
             if task is not None and task.is_terminal:
                 return task
             now = time.monotonic()
             if task is not None and now - last_log >= PROGRESS_LOG_INTERVAL:
                 last_log = now
+                elapsed = now - started
                 self.log.info(
-                    "Runway task %s is %s (%s); waited %.0f s",
-                    task_id,
-                    task.status.value,
-                    task.raw_state,
-                    now - started,
+                    "Runway task %s is %s (%s); waited %.0f s", task_id, task.status.value, task.raw_state, elapsed
                 )
             if now >= deadline:
                 raise RunwayTaskTimeoutError(
@@ -345,6 +342,27 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                     f"(waited {now - started:.1f} s); it keeps running on KIE and a retry attaches to it"
                 )
             time.sleep(min(self.poll_interval, max(deadline - now, 0.0)))
+
+    def _poll_once(self, task_id: str, poll: _PollState, elapsed: float) -> RunwayTask | None:
+        """One status read of the wait; ``None`` when it failed in a way worth another read."""
+        try:
+            task = self.hook.get_task(task_id, self.family)
+        except RunwayNotFoundError as err:
+            # KIE may not show a task for a moment after creating it (same grace as the trigger).
+            if not poll.seen and elapsed < NOT_FOUND_GRACE_SECONDS:
+                self.log.info("Runway task %s is not visible yet (404); polling again", task_id)
+                return None
+            raise AirflowException(f"Runway task {task_id} was not found: {err}") from err
+        except RunwayGenerationError as err:
+            raise self._remote_failure(RunwayTaskFailedError(task_id, str(err.code), err.remote_message)) from err
+        except RunwayError as err:
+            poll.errors += 1
+            if not err.retryable or poll.errors >= MAX_CONSECUTIVE_POLL_ERRORS:
+                raise AirflowException(f"Could not read Runway task {task_id}: {err}") from err
+            self.log.warning("Reading Runway task %s failed (%s); polling again", task_id, err)
+            return None
+        poll.errors, poll.seen = 0, True
+        return task
 
     # -- results ----------------------------------------------------------------------------------
 

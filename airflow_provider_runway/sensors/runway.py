@@ -12,12 +12,19 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, XComArg
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from airflow_provider_runway.core import RunwayError, RunwayTask, TaskFamily, TaskStatus
+from airflow_provider_runway.core import (
+    RunwayError,
+    RunwayGenerationError,
+    RunwayNotFoundError,
+    RunwayTask,
+    TaskFamily,
+    TaskStatus,
+)
+from airflow_provider_runway.hooks.runway import RunwayHook
+from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_provider_runway.hooks.runway import RunwayHook
 
 
 class RunwayTaskSensor(BaseSensorOperator):
@@ -61,26 +68,44 @@ class RunwayTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.runway_retry_limit = runway_retry_limit
         self.runway_retry_delay = runway_retry_delay
+        self._first_read: float | None = None
+        self._seen = False
 
     @cached_property
     def hook(self) -> RunwayHook:
         """The Runway hook of this sensor."""
-        from airflow_provider_runway.hooks.runway import RunwayHook
-
         return RunwayHook(self.runway_conn_id, retry_limit=self.runway_retry_limit, retry_delay=self.runway_retry_delay)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        try:
-            task = self.hook.get_task(self.runway_task_id, self.family)
-        except RunwayError as err:
-            if err.retryable:
-                self.log.warning("Reading Runway task %s failed (%s); poking again", self.runway_task_id, err)
-                return PokeReturnValue(is_done=False)
-            raise AirflowFailException(f"Could not read Runway task {self.runway_task_id}: {err}") from err
+        task = self._read_task()
+        if task is None:
+            return PokeReturnValue(is_done=False)
         self.log.info("Runway task %s is %s (%s)", task.task_id, task.status.value, task.raw_state)
         if not task.is_terminal:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._result(task))
+
+    def _read_task(self) -> RunwayTask | None:
+        """The task, or ``None`` when this read failed in a way worth another poke."""
+        if self._first_read is None:
+            self._first_read = time.monotonic()
+        try:
+            task = self.hook.get_task(self.runway_task_id, self.family)
+        except RunwayNotFoundError as err:
+            # KIE may not show a task for a moment after creating it (same grace as the trigger).
+            if not self._seen and time.monotonic() - self._first_read < NOT_FOUND_GRACE_SECONDS:
+                self.log.info("Runway task %s is not visible yet (404); poking again", self.runway_task_id)
+                return None
+            raise AirflowFailException(f"Runway task {self.runway_task_id} was not found: {err}") from err
+        except RunwayGenerationError as err:
+            raise AirflowFailException(f"Runway task {self.runway_task_id} failed: {err}") from err
+        except RunwayError as err:
+            if err.retryable:
+                self.log.warning("Reading Runway task %s failed (%s); poking again", self.runway_task_id, err)
+                return None
+            raise AirflowFailException(f"Could not read Runway task {self.runway_task_id}: {err}") from err
+        self._seen = True
+        return task
 
     def _result(self, task: RunwayTask) -> dict[str, Any]:
         if task.status is TaskStatus.FAILED:
@@ -104,8 +129,6 @@ class RunwayTaskSensor(BaseSensorOperator):
         return None
 
     def _defer(self) -> None:
-        from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
-
         self.defer(
             trigger=RunwayTaskTrigger(
                 task_id=self.runway_task_id,

@@ -13,7 +13,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskD
 from airflow_provider_runway.core import (
     RunwayAuthError,
     RunwayCreateUncertainError,
+    RunwayGenerationError,
     RunwayInsufficientCreditsError,
+    RunwayNotFoundError,
     RunwayParameterError,
     RunwayRateLimitedError,
     RunwayRequestRejectedError,
@@ -232,6 +234,27 @@ def test_too_many_consecutive_read_errors_end_the_wait(hook: mock.MagicMock, con
     with pytest.raises(AirflowException, match="Could not read Runway task task-1"):
         attach(generate(), hook).execute(context)
     assert hook.get_task.call_count == 3
+
+
+def test_not_found_right_after_create_is_polled_again(
+    hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+) -> None:
+    hook.get_task.side_effect = [RunwayNotFoundError("Task not found", code=404)] * 4 + [make_task()]
+    assert attach(generate(), hook).execute(context)["state"] == "succeeded"
+
+
+def test_not_found_after_the_task_was_seen_ends_the_wait(
+    hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+) -> None:
+    hook.get_task.side_effect = [make_task(status=TaskStatus.RUNNING), RunwayNotFoundError("gone", code=404)]
+    with pytest.raises(AirflowException, match="task-1 was not found"):
+        attach(generate(), hook).execute(context)
+
+
+def test_generation_error_on_read_is_a_remote_failure(hook: mock.MagicMock, context: dict[str, Any]) -> None:
+    hook.get_task.side_effect = RunwayGenerationError("generation failed", code=501)
+    with pytest.raises(AirflowFailException, match=r"task-1 failed \(fail code 501\): generation failed"):
+        attach(generate(), hook).execute(context)
 
 
 def test_non_retryable_read_error_ends_the_wait_at_once(hook: mock.MagicMock, context: dict[str, Any]) -> None:

@@ -15,6 +15,8 @@ from airflow.sdk.exceptions import (
 
 from airflow_provider_runway.core import (
     RunwayAuthError,
+    RunwayGenerationError,
+    RunwayNotFoundError,
     RunwayParameterError,
     RunwayTask,
     RunwayUnavailableError,
@@ -75,6 +77,24 @@ def test_poke_transient_error_keeps_poking(hook: mock.MagicMock) -> None:
 def test_poke_non_retryable_error_fails(hook: mock.MagicMock) -> None:
     hook.get_task.side_effect = RunwayAuthError("Invalid API key", code=401)
     with pytest.raises(AirflowFailException, match="Invalid API key"):
+        sensor(hook).poke({})
+
+
+def test_poke_not_found_before_first_sight_keeps_poking(hook: mock.MagicMock) -> None:
+    op = sensor(hook)
+    hook.get_task.side_effect = RunwayNotFoundError("Task not found", code=404)
+    assert not op.poke({})
+    hook.get_task.side_effect = None
+    hook.get_task.return_value = task(TaskStatus.RUNNING)
+    assert not op.poke({})
+    hook.get_task.side_effect = RunwayNotFoundError("gone", code=404)
+    with pytest.raises(AirflowFailException, match="t1 was not found"):
+        op.poke({})
+
+
+def test_poke_generation_error_fails(hook: mock.MagicMock) -> None:
+    hook.get_task.side_effect = RunwayGenerationError("generation failed", code=501)
+    with pytest.raises(AirflowFailException, match="t1 failed"):
         sensor(hook).poke({})
 
 
