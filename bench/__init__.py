@@ -1,0 +1,1 @@
+"""Benchmarks of airflow-provider-runway: see bench/README.md."""
