@@ -16,7 +16,7 @@ from airflow_provider_runway.core.errors import (
     RunwayRequestRejectedError,
 )
 from airflow_provider_runway.core.results import TaskStatus, parse_aleph_record, parse_runway_record
-from airflow_provider_runway.simulator import SimulatorThread, account_label
+from airflow_provider_runway.simulator import SimulatorConfig, SimulatorThread, account_label
 from airflow_provider_runway.simulator.media import mp4_bytes, png_bytes
 from tests.integration.simulator.sim_helpers import KEY, Api
 
@@ -381,3 +381,20 @@ def test_variant_record_style_uses_the_shapes_some_clients_see(runway_sim, api: 
     bad = api.record(failed)
     assert (bad["status"], bad["failCode"], bad["videoUrl"]) == ("fail", "400", "")
     assert parse_runway_record(bad).fail_code == "400"
+
+
+def test_an_internal_error_is_a_json_500_not_a_traceback(runway_sim, api: Api):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    runway_sim.simulator.engine.find = broken
+    response = api.get(wire.RUNWAY_RECORD_DETAIL_PATH, params={"taskId": "x"})
+    assert response.status_code == 500
+    assert response.json() == {"code": 500, "msg": "Internal simulator error", "data": None}
+    assert "Traceback" not in response.text
+
+
+def test_factory_accepts_a_full_config(runway_sim_factory):
+    sim = runway_sim_factory(SimulatorConfig(starting_credits=7), error_style="http")
+    assert Api(sim.url).data(Api(sim.url).get(wire.CREDIT_PATH)) == 7
+    assert sim.config()["error_style"] == "http"
