@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_provider_runway.core.models import AlephRequest, GenerateRequest
 from airflow_provider_runway.hooks.runway import RunwayHook
@@ -74,3 +78,39 @@ def run_dag(dag: Any) -> Any:
     """Store ``dag`` in the metadata DB (``dag.test()`` requires it) and run it once."""
     serialize(dag)
     return dag.test()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yields its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def airflow_api(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
+    """(base URL, bearer token) of Airflow's REST API on loopback (simple auth manager, all users admin)."""
+    from airflow.api_fastapi.app import create_app
+
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    with serve_asgi(create_app("core")) as base:
+        token = requests.get(f"{base}/auth/token", timeout=10).json()["access_token"]
+        yield base, str(token)

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pendulum
@@ -18,36 +14,6 @@ from airflow_provider_runway.callbacks import callback_run_id, trigger_dag_run
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def airflow_api(airflow_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    """(base URL, bearer token) of Airflow's api-server with the simple auth manager, all users admin."""
-    import uvicorn
-    from airflow.api_fastapi.app import create_app
-
-    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app("core"), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "api-server did not start"
-        time.sleep(0.05)
-    token = requests.get(f"{base}/auth/token", timeout=10).json()["access_token"]
-    try:
-        yield base, token
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def serialized_dag() -> DAG:
