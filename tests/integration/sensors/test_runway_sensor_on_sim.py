@@ -1,0 +1,108 @@
+"""RunwayTaskSensor in real Airflow (``dag.test()``) against the simulator over loopback HTTP."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from typing import Any
+
+import pytest
+from airflow.sdk import DAG, XComArg
+
+from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayGenerateOperator
+from airflow_provider_runway.sensors.runway import RunwayTaskSensor
+
+pytestmark = pytest.mark.integration
+
+_ids = itertools.count()
+MODES: list[dict[str, Any]] = [
+    {"mode": "poke"},
+    {"mode": "reschedule"},
+    {"deferrable": True},
+]
+MODE_IDS = ["poke", "reschedule", "deferrable"]
+
+
+def submit_and_wait(name: str, failures: Any = None, *, aleph: bool = False, **sensor_kwargs: Any) -> DAG:
+    with DAG(f"{name}_{next(_ids)}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        if aleph:
+            submit: Any = RunwayAlephOperator(
+                task_id="submit", prompt="x", video_url="https://example.com/in.mp4", wait_for_completion=False
+            )
+        else:
+            submit = RunwayGenerateOperator(task_id="submit", prompt="x", wait_for_completion=False)
+        callback = {"on_failure_callback": failures[0]} if failures else {}
+        RunwayTaskSensor(
+            task_id="wait",
+            runway_task_id=XComArg(submit, key="task_id"),
+            family="aleph" if aleph else "runway",
+            poke_interval=0.05,
+            **callback,
+            **sensor_kwargs,
+        )
+    return dag
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_sensor_success(mode: dict[str, Any], runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any) -> None:
+    dr = run_dag(submit_and_wait("sensor_ok", **mode))
+    assert ti_states(dr)["wait"][0] == "success"
+    result = xcom(dr, "wait")
+    assert result["task_id"] == xcom(dr, "submit", "task_id")
+    assert result["state"] == "succeeded"
+    assert result["video_url"].startswith(runway_conn.url)
+    assert runway_conn.task_info(result["task_id"])["state"] == "success"
+    if mode.get("mode") == "reschedule":
+        assert reschedules(dr, "wait") >= 1
+
+
+def reschedules(dag_run: Any, task_id: str) -> int:
+    """How often the sensor gave its worker slot back (``reschedule`` mode)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        query = (
+            select(func.count(TaskReschedule.id))
+            .join(TaskInstance, TaskInstance.id == TaskReschedule.ti_id)
+            .where(TaskInstance.run_id == dag_run.run_id, TaskInstance.task_id == task_id)
+        )
+        return int(session.scalar(query) or 0)
+
+
+def test_sensor_on_an_aleph_task(runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any) -> None:
+    dr = run_dag(submit_and_wait("sensor_aleph", aleph=True, deferrable=True))
+    assert ti_states(dr)["wait"] == ("success", 1)
+    assert xcom(dr, "wait")["family"] == "aleph"
+
+
+@pytest.mark.runway_sim(failure_rate=1.0)
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_sensor_fails_on_remote_failure(
+    mode: dict[str, Any], runway_conn: Any, run_dag: Any, ti_states: Any, failures: Any
+) -> None:
+    dr = run_dag(submit_and_wait("sensor_fail", failures, timeout=60, **mode))
+    assert ti_states(dr)["wait"][0] == "failed"
+    assert len(failures[1]) == 1
+    assert failures[1][0].startswith("AirflowFailException: Runway task")
+    assert "failed (fail code" in failures[1][0]
+
+
+@pytest.mark.runway_sim(failure_rate=1.0)
+@pytest.mark.parametrize("mode", [{"mode": "poke"}, {"deferrable": True}], ids=["poke", "deferrable"])
+def test_sensor_soft_fail_skips_on_remote_failure(
+    mode: dict[str, Any], runway_conn: Any, run_dag: Any, ti_states: Any
+) -> None:
+    dr = run_dag(submit_and_wait("sensor_soft", soft_fail=True, **mode))
+    assert ti_states(dr)["wait"][0] == "skipped"
+
+
+@pytest.mark.parametrize("mode", [{"mode": "poke"}, {"deferrable": True}], ids=["poke", "deferrable"])
+def test_sensor_timeout(mode: dict[str, Any], runway_conn: Any, run_dag: Any, ti_states: Any, failures: Any) -> None:
+    runway_conn.pause()
+    dr = run_dag(submit_and_wait("sensor_timeout", failures, timeout=0.5, **mode))
+    assert ti_states(dr)["wait"][0] == "failed"
+    assert len(failures[1]) == 1
+    assert failures[1][0].startswith("AirflowSensorTimeout")
