@@ -58,6 +58,13 @@ class RunwaySimulator:
     Use :attr:`app` with any aiohttp runner, or :meth:`start` / :meth:`stop` in a running event loop.
     :class:`~airflow_provider_runway.simulator.SimulatorThread` runs one in a background thread.
 
+    Choices where the reference is silent: business errors (401, 402, 404, 422, the concurrency
+    limit) follow ``error_style``; transport errors (unknown path 404, 405, body too large 413,
+    injected faults) always use the HTTP status. Malformed JSON, a non-object body or a
+    Content-Type other than ``application/json`` are 400; validation errors 422; extending an
+    unknown task 404, an unfinished, failed or expired one 422; input URLs on a host under
+    ``.invalid`` cannot be fetched (451). Credits are charged at create and not refunded.
+
     :param config: behaviour of the simulator; defaults to :class:`SimulatorConfig` ().
     :param clock: source of real epoch time (tests may pass a fake one).
     """
@@ -227,6 +234,14 @@ class RunwaySimulator:
         except (TypeError, ValueError) as exc:
             raise SimError(422, f"Invalid request body: {truncate(str(exc), 120)}") from None
 
+    @staticmethod
+    def _fetch_inputs(**urls: str | None) -> None:
+        """Pretend to download the inputs: hosts under ``.invalid`` (RFC 2606) cannot be fetched (451)."""
+        for name, url in urls.items():
+            host = urlparse(url).hostname if url else None
+            if host and (host == "invalid" or host.endswith(".invalid")):
+                raise SimError(451, f"Failed to fetch the input {name}: {truncate(str(url), 120)}")
+
     def _query_task(self, request: web.Request, account: Account, family: str) -> Task:
         task_id = request.query.get("taskId", "").strip()
         if not task_id:
@@ -243,6 +258,7 @@ class RunwaySimulator:
         account = self._account(request)
         payload = await self._payload(request)
         req: GenerateRequest = self._validated(lambda: GenerateRequest.from_payload(payload, self.limits))
+        self._fetch_inputs(image=req.image_url)
         task = self.engine.create(
             account,
             kind="generate",
@@ -283,6 +299,7 @@ class RunwaySimulator:
         account = self._account(request)
         payload = await self._payload(request)
         req: AlephRequest = self._validated(lambda: AlephRequest.from_payload(payload, self.limits))
+        self._fetch_inputs(video=req.video_url, reference_image=req.reference_image)
         task = self.engine.create(
             account,
             kind=ALEPH,

@@ -398,3 +398,15 @@ def test_factory_accepts_a_full_config(runway_sim_factory):
     sim = runway_sim_factory(SimulatorConfig(starting_credits=7), error_style="http")
     assert Api(sim.url).data(Api(sim.url).get(wire.CREDIT_PATH)) == 7
     assert sim.config()["error_style"] == "http"
+
+
+@STYLES
+def test_unfetchable_inputs_are_451(runway_sim, api: Api):
+    style = runway_sim.config()["error_style"]
+    image = api.post(wire.RUNWAY_GENERATE_PATH, {"prompt": "x", "imageUrl": "https://cdn.invalid/cat.png"})
+    assert "input image" in expect_error(image, 451, style)["msg"]
+    with pytest.raises(RunwayRequestRejectedError):
+        api.data(image)
+    video = api.post(wire.ALEPH_GENERATE_PATH, {"prompt": "x", "videoUrl": "https://media.invalid/in.mp4"})
+    assert "input video" in expect_error(video, 451, style)["msg"]
+    assert runway_sim.counters()["tasks_total"] == 0
