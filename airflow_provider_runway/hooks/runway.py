@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import requests
@@ -46,6 +47,7 @@ from airflow_provider_runway.core.wire import (
     DOWNLOAD_URL_PATH,
     RUNWAY_EXTEND_PATH,
     RUNWAY_GENERATE_PATH,
+    STATUS_PATHS,
     created_task_id,
     status_path,
 )
@@ -193,8 +195,7 @@ class _Settings:
     extra: Mapping[str, Any] = field(repr=False)
 
 
-@dataclass(frozen=True)
-class _Response:
+class _Response(NamedTuple):
     status: int
     body: bytes
     retry_after: str | None
@@ -217,6 +218,71 @@ def _aiohttp_never_sent(error: BaseException) -> bool:
     if connect_timeout is not None and isinstance(error, connect_timeout):
         return True
     return isinstance(error, aiohttp.ClientConnectorError)
+
+
+_ConnectionFields = tuple[Any, Any, Any, Any]  # host, port, password, extra
+#: How long an event loop reuses a connection it read, so a burst of waits reads it once.
+CONNECTION_REUSE_SECONDS = 30.0
+#: Most sockets a shared session opens to the API; more concurrent requests queue for one.
+MAX_CONNECTIONS = 200
+
+
+def _new_client_session(settings: _Settings) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
+        connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+        timeout=aiohttp.ClientTimeout(
+            total=settings.connect_timeout + settings.read_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        ),
+    )
+
+
+class _LoopShared:
+    """What the hooks running on one event loop share: recent connection reads and sessions."""
+
+    def __init__(self) -> None:
+        self._connections: dict[str, tuple[float, _ConnectionFields]] = {}
+        self._sessions: dict[tuple[Any, ...], list[Any]] = {}  # key -> [session, users]
+
+    def connection(self, conn_id: str) -> _ConnectionFields | None:
+        entry = self._connections.get(conn_id)
+        if entry is None or time.monotonic() - entry[0] > CONNECTION_REUSE_SECONDS:
+            return None
+        return entry[1]
+
+    def remember_connection(self, conn_id: str, fields: _ConnectionFields) -> None:
+        self._connections[conn_id] = (time.monotonic(), fields)
+
+    def acquire_session(
+        self, key: tuple[Any, ...], factory: Callable[[], aiohttp.ClientSession]
+    ) -> aiohttp.ClientSession:
+        entry = self._sessions.get(key)
+        if entry is None or entry[0].closed:
+            entry = self._sessions[key] = [factory(), 0]
+        entry[1] += 1
+        return entry[0]  # type: ignore[no-any-return]
+
+    async def release_session(self, key: tuple[Any, ...]) -> None:
+        entry = self._sessions.get(key)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._sessions[key]
+            await entry[0].close()
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShared] = weakref.WeakKeyDictionary()
+
+
+def _loop_shared() -> _LoopShared:
+    loop = asyncio.get_running_loop()
+    shared = _SHARED.get(loop)
+    if shared is None:
+        shared = _SHARED[loop] = _LoopShared()
+    return shared
 
 
 class RunwayHook(HttpHook):
@@ -282,6 +348,8 @@ class RunwayHook(HttpHook):
         self._requests_session: requests.Session | None = None
         self._asession: aiohttp.ClientSession | None = None
         self._asession_depth = 0
+        self._session_key: tuple[Any, ...] = ()
+        self._checked_task_ids: set[str] = set()
         # Injection points for tests; tenacity looks them up at each retry.
         self._sleep: Callable[[float], None] = time.sleep
         self._asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -337,16 +405,24 @@ class RunwayHook(HttpHook):
 
     async def _asettings(self) -> _Settings:
         if self._settings_cache is None:
-            try:
-                from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-            except ImportError:  # an older common-compat provider
-                conn = await self.aget_connection(self.runway_conn_id)
-                extra = conn.extra_dejson
-            else:
-                conn = await get_async_connection(self.runway_conn_id, hook=self)
-                extra = await get_async_extra_dejson(conn)
-            self._settings_cache = self._settings_from(conn.host, conn.port, conn.password, extra)
+            shared = _loop_shared()
+            fields = shared.connection(self.runway_conn_id)
+            if fields is None:
+                fields = await self._aread_connection()
+                shared.remember_connection(self.runway_conn_id, fields)
+            self._settings_cache = self._settings_from(*fields)
         return self._settings_cache
+
+    async def _aread_connection(self) -> _ConnectionFields:
+        try:
+            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+        except ImportError:  # an older common-compat provider
+            conn = await self.aget_connection(self.runway_conn_id)
+            extra = conn.extra_dejson
+        else:
+            conn = await get_async_connection(self.runway_conn_id, hook=self)
+            extra = await get_async_extra_dejson(conn)
+        return conn.host, conn.port, conn.password, extra
 
     @property  # type: ignore[override]
     def base_url(self) -> str:
@@ -497,15 +573,28 @@ class RunwayHook(HttpHook):
     ) -> Any:
         """One API call with retries; ``parse`` runs inside the retried attempt."""
         settings = self._settings()
+        retries = settings.retry_limit if retries is None else retries
 
         def attempt() -> Any:
             return parse(self._check(method, path, self._send(method, path, params, body), task_id))
 
+        # Fast path: most calls succeed at once, so tenacity is only set up after a failure.
+        try:
+            return attempt()
+        except RunwayError as error:
+            if retries < 1 or not policy(error):
+                raise
+            first_failure: list[BaseException] = [error]
+
+        def replay_then_attempt() -> Any:
+            if first_failure:  # tenacity's attempt 1 is the failure above, so its waits and logs count it
+                raise first_failure.pop()
+            return attempt()
+
         retrying = tenacity.Retrying(
-            sleep=lambda seconds: self._sleep(seconds),
-            **self._retry_kwargs(policy, settings.retry_limit if retries is None else retries, method, path),
+            sleep=lambda seconds: self._sleep(seconds), **self._retry_kwargs(policy, retries, method, path)
         )
-        return retrying(attempt)
+        return retrying(replay_then_attempt)
 
     # ----------------------------------------------------------------- create
 
@@ -595,49 +684,60 @@ class RunwayHook(HttpHook):
     # ----------------------------------------------------------------- async, for triggers
 
     async def __aenter__(self) -> RunwayHook:
-        """Read the connection asynchronously and open one aiohttp session for the whole wait."""
+        """Read the connection asynchronously and hold one aiohttp session for the whole wait.
+
+        Hooks of the same event loop (a triggerer's) with the same connection settings share the
+        session and its connection pool, so a thousand waits do not hold a thousand sockets or pay a
+        thousand TLS handshakes; the session closes when the last of them exits.
+        """
         if self._asession is None:
             settings = await self._asettings()
-            self._asession = aiohttp.ClientSession(
-                headers={
-                    "Authorization": f"Bearer {settings.api_key}",
-                    "User-Agent": USER_AGENT,
-                    "Accept": "application/json",
-                },
-                timeout=aiohttp.ClientTimeout(
-                    total=settings.connect_timeout + settings.read_timeout,
-                    sock_connect=settings.connect_timeout,
-                    sock_read=settings.read_timeout,
-                ),
-            )
+            self._session_key = (settings.base_url, settings.api_key, settings.connect_timeout, settings.read_timeout)
+            self._asession = _loop_shared().acquire_session(self._session_key, lambda: _new_client_session(settings))
         self._asession_depth += 1
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         self._asession_depth -= 1
         if self._asession_depth <= 0 and self._asession is not None:
-            session, self._asession, self._asession_depth = self._asession, None, 0
-            await session.close()
+            self._asession, self._asession_depth = None, 0
+            await _loop_shared().release_session(self._session_key)
 
     async def aget_task(self, task_id: str, family: str | TaskFamily = "runway") -> RunwayTask:
         """Async :meth:`get_task`; reuses the session inside ``async with hook:``, else opens one."""
-        task_family = TaskFamily.coerce(family)
-        check_task_id(task_id)
+        task_family = family if isinstance(family, TaskFamily) else TaskFamily.coerce(family)
+        if task_id not in self._checked_task_ids:  # a trigger polls one id many times: check it once
+            check_task_id(task_id)
+            if len(self._checked_task_ids) < 1000:
+                self._checked_task_ids.add(task_id)
         if self._asession is None:
             async with self:
                 return await self.aget_task(task_id, task_family)
         settings = await self._asettings()
-        path = status_path(task_family)
+        path = STATUS_PATHS[task_family]
 
         async def attempt() -> RunwayTask:
             response = await self._asend("GET", path, {"taskId": task_id})
             return self._to_task(task_family, self._check("GET", path, response, task_id), task_id, path)
 
+        # Fast path: most polls succeed at once, so tenacity is only set up after a failure.
+        try:
+            return await attempt()
+        except RunwayError as error:
+            if settings.retry_limit < 1 or not _read_may_retry(error):
+                raise
+            first_failure: list[BaseException] = [error]
+
+        async def replay_then_attempt() -> RunwayTask:
+            if first_failure:  # tenacity's attempt 1 is the failure above, so its waits and logs count it
+                raise first_failure.pop()
+            return await attempt()
+
         retrying = tenacity.AsyncRetrying(
             sleep=lambda seconds: self._asleep(seconds),
             **self._retry_kwargs(_read_may_retry, settings.retry_limit, "GET", path),
         )
-        return await retrying(attempt)  # type: ignore[no-any-return]
+        return await retrying(replay_then_attempt)  # type: ignore[no-any-return]
 
     async def _asend(self, method: str, path: str, params: dict[str, Any] | None) -> _Response:
         if self._asession is None:

@@ -141,7 +141,7 @@ class _Wait:
         self.started = time.monotonic()
         self.errors = 0
         self.last: RunwayTask | None = None
-        self.last_log = float("-inf")
+        self.last_log = 0.0  # first progress line after PROGRESS_LOG_INTERVAL: short waits stay quiet
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

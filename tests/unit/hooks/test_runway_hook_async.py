@@ -169,3 +169,48 @@ async def test_key_never_in_async_errors(hook, mocked, capfd):
     for text in (str(caught.value), repr(caught.value), out, err):
         assert API_KEY not in text
     assert "reset" in out + err  # the transient error was logged, scrubbed
+
+
+@pytest.mark.asyncio
+async def test_waits_on_one_loop_share_a_session_and_a_connection_read(runway_conn, mocked, monkeypatch):
+    reads: list[str] = []
+    original = RunwayHook._aread_connection
+
+    async def counting(self):
+        reads.append(self.runway_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(RunwayHook, "_aread_connection", counting)
+    first, second = RunwayHook(), RunwayHook()
+    async with first:
+        async with second:
+            assert first._asession is second._asession
+        assert not first._asession.closed  # still in use by the first wait
+        shared = first._asession
+    assert shared.closed
+    assert reads == ["runway_default"]
+
+
+@pytest.mark.asyncio
+async def test_connection_is_read_again_after_the_reuse_window(runway_conn, monkeypatch):
+    from airflow_provider_runway.hooks import runway as hook_module
+
+    monkeypatch.setattr(hook_module, "CONNECTION_REUSE_SECONDS", -1.0)
+    reads: list[str] = []
+    original = RunwayHook._aread_connection
+
+    async def counting(self):
+        reads.append(self.runway_conn_id)
+        return await original(self)
+
+    monkeypatch.setattr(RunwayHook, "_aread_connection", counting)
+    async with RunwayHook(), RunwayHook():
+        pass
+    assert len(reads) == 2
+
+
+@pytest.mark.asyncio
+async def test_different_settings_get_different_sessions(runway_conn):
+    async with RunwayHook() as default, RunwayHook(timeout=3) as short:
+        assert default._asession is not short._asession
+        assert short._asession.timeout.sock_read == 3

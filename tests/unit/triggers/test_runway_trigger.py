@@ -300,11 +300,13 @@ async def test_poll_schedule_and_retry_after(monkeypatch):
 
 
 @pytest.mark.asyncio
-async def test_progress_is_logged_at_most_every_30_seconds(monkeypatch, capfd):
+@pytest.mark.parametrize(("interval", "lines"), [(1000.0, 0), (0.0, 5)])
+async def test_progress_lines_are_rate_limited(monkeypatch, capfd, interval, lines):
+    monkeypatch.setattr(trigger_module, "PROGRESS_LOG_INTERVAL", interval)
     hook = FakeHook(RUNNING, RUNNING, RUNNING, RUNNING, RUNNING, SUCCESS)
     await only_event(make_trigger(monkeypatch, hook))
     out, err = capfd.readouterr()
-    assert (out + err).count("Runway task t-1 is running (generating)") == 1
+    assert (out + err).count("Runway task t-1 is running (generating)") == lines
 
 
 @pytest.mark.asyncio
