@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from airflow.sdk import BaseOperator, XComArg
+from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -178,7 +178,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         timeout: float | timedelta | None = None,
         runway_retry_limit: int = 5,
         runway_retry_delay: float = 1.0,
-        download_to: Any = None,
+        download_to: str | ObjectStoragePath | None = None,
         retry_remote_failures: bool = False,
         multiple_outputs: bool = True,
         **kwargs: Any,
@@ -396,7 +396,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         if task.video_url:
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:
-            result.update(self._download(result))
+            result.update(self._download(result, self.download_to))
         self.log.info("Runway task %s succeeded: %s", task.task_id, task.video_url)
         return result
 
@@ -407,7 +407,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         failure.__cause__ = err
         return failure
 
-    def _download(self, result: dict[str, Any]) -> dict[str, Any]:
+    def _download(self, result: dict[str, Any], destination: str | ObjectStoragePath) -> dict[str, Any]:
         try:
             from airflow_provider_runway.storage import persist_task_result
         except ModuleNotFoundError as err:
@@ -416,7 +416,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             raise AirflowFailException(
                 "download_to needs airflow_provider_runway.storage, which this installation lacks"
             ) from err
-        return persist_task_result(result, self.download_to, hook=self.hook)
+        return persist_task_result(result, destination, hook=self.hook)
 
     def on_kill(self) -> None:
         if self.runway_task_id:

@@ -235,42 +235,46 @@ def test_aleph_timeout(deferrable: bool, runway_conn: Any, run_dag: Any, ti_stat
     assert "RunwayTaskTimeoutError" in failures[1][0]
 
 
-@pytest.mark.runway_sim(failure_rate=1.0)
-def test_extend_remote_failure(runway_conn: Any, run_dag: Any, ti_states: Any, failures: Any) -> None:
-    runway_conn.configure(failure_rate=0.0)
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_extend_remote_failure(
+    deferrable: bool, runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any, failures: Any
+) -> None:
     with new_dag("ext_fail") as dag:
         gen = RunwayGenerateOperator(task_id="gen", prompt="x", **FAST)
-        ext = ExtendFailingFirst(
+        ExtendFailingFirst(
             on_failure_callback=failures[0],
             task_id="ext",
             source_task_id=XComArg(gen, key="task_id"),
             prompt="y",
+            deferrable=deferrable,
+            retries=2,
             **FAST,
         )
-        gen >> ext
     dr = run_dag(dag)
     assert ti_states(dr) == {"gen": ("success", 1), "ext": ("failed", 1)}
     assert len(failures[1]) == 1
     assert "(fail code 400): Inappropriate content detected" in failures[1][0]
+    assert created(runway_conn) == 2
 
 
-def test_extend_timeout(runway_conn: Any, run_dag: Any, ti_states: Any, failures: Any) -> None:
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_extend_timeout(deferrable: bool, runway_conn: Any, run_dag: Any, ti_states: Any, failures: Any) -> None:
     with new_dag("ext_timeout") as dag:
         gen = RunwayGenerateOperator(task_id="gen", prompt="x", **FAST)
-        ext = PausingExtend(
+        PausingExtend(
             on_failure_callback=failures[0],
             task_id="ext",
             source_task_id=XComArg(gen, key="task_id"),
             prompt="y",
-            deferrable=True,
+            deferrable=deferrable,
             timeout=0.6,
             **FAST,
         )
-        gen >> ext
     dr = run_dag(dag)
     assert ti_states(dr) == {"gen": ("success", 1), "ext": ("failed", 1)}
     assert len(failures[1]) == 1
     assert "RunwayTaskTimeoutError" in failures[1][0]
+    assert "did not finish" in failures[1][0]
 
 
 class ExtendFailingFirst(RunwayExtendOperator):

@@ -472,9 +472,7 @@ def test_download_to_is_not_called_on_failure(
     fake.persist_task_result.assert_not_called()  # type: ignore[attr-defined]
 
 
-def test_on_kill_logs_that_the_remote_task_continues(
-    hook: mock.MagicMock, context: dict[str, Any], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_on_kill_logs_that_the_remote_task_continues(hook: mock.MagicMock, context: dict[str, Any]) -> None:
     op = attach(generate(wait_for_completion=False), hook)
     op.execute(context)
     with mock.patch.object(type(op), "log", new_callable=mock.PropertyMock) as log:
