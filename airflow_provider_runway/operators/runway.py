@@ -194,6 +194,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self.download_to = download_to
         self.retry_remote_failures = retry_remote_failures
         self.runway_task_id: str | None = None
+        self._request: CreateRequest | None = None
         self._known_task: RunwayTask | None = None
         self._result: dict[str, Any] | None = None
 
@@ -238,13 +239,16 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     # -- execution ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # One operator object may run several tries in one process (dag.test): start clean.
+        self.runway_task_id, self._known_task, self._result = None, None, None
         self._request = self.build_request(self.hook.get_validation_limits())
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> str:
         """Create the Runway task; errors that retrying cannot fix fail the task without retries."""
+        request = self._request or self.build_request(self.hook.get_validation_limits())
         try:
-            task_id = self.hook.create_task(self._request)
+            task_id = self.hook.create_task(request)
         except _RETRYABLE_CREATE_ERRORS:
             raise
         except RunwayTransportError as err:

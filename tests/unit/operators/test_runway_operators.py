@@ -505,3 +505,51 @@ def test_partial_expand_over_prompts() -> None:
         )
     assert mapped.operator_class is RunwayGenerateOperator
     assert mapped.expand_input.value["prompt"][19] == "prompt 19"
+
+
+class FakeClock:
+    """Stands in for the operator module's ``time``: sleeping advances the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_progress_is_logged_at_most_every_30_seconds(
+    hook: mock.MagicMock, context: dict[str, Any], make_task: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_runway.operators import runway as module
+
+    clock = FakeClock()
+    monkeypatch.setattr(module, "time", clock)
+    hook.get_task.side_effect = [make_task(status=TaskStatus.RUNNING)] * 10 + [make_task()]
+    op = attach(generate(poll_interval=10), hook)
+    with mock.patch.object(type(op), "log", new_callable=mock.PropertyMock) as log:
+        op.execute(context)
+    progress = [c.args for c in log.return_value.info.call_args_list if "waited" in c.args[0]]
+    assert [args[-1] for args in progress] == [0, 30, 60, 90]
+    assert clock.sleeps == [10] * 10
+
+
+def test_sync_wait_sleeps_no_longer_than_the_deadline(
+    hook: mock.MagicMock, context: dict[str, Any], make_task: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_runway.operators import runway as module
+
+    clock = FakeClock()
+    monkeypatch.setattr(module, "time", clock)
+    hook.get_task.return_value = make_task(status=TaskStatus.PENDING)
+    with pytest.raises(RunwayTaskTimeoutError, match=r"within 25 s \(waited 25.0 s\)"):
+        attach(generate(poll_interval=10, timeout=25), hook).execute(context)
+    assert clock.sleeps == [10, 10, 5]
+    assert hook.get_task.call_count == 4
