@@ -1,0 +1,379 @@
+"""Real Airflow processes on loopback for the end-to-end tests.
+
+``airflow_stack`` runs ``airflow db migrate`` in a throwaway ``AIRFLOW_HOME`` on SQLite, then starts
+the api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate processes, each in
+its own process group with its log in the temp dir. Every process is torn down at the end, even on
+failure, and the tail of each log is printed when the test failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(sys.executable).parent
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Worker slots of the LocalExecutor: fewer than the pool, so "deferred tasks hold no slot" is visible.
+EXECUTOR_PARALLELISM = 4
+LOG_TAIL_LINES = 60
+WORKER_TITLE_PREFIX = "airflow worker -- LocalExecutor:"
+IDLE_WORKER_TITLE = f"{WORKER_TITLE_PREFIX} <idle>"
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll ``predicate`` until it returns something truthy; raise ``TimeoutError`` naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class ManagedProcess:
+    """A child process in its own process group, with stdout and stderr in one log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: Mapping[str, str]
+    cwd: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        log = self.log_path.open("ab")
+        try:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(self.env),
+                cwd=self.cwd,
+                start_new_session=True,  # own process group: teardown reaches every child
+            )
+        finally:
+            log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was never started"
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, sig)
+
+    def kill_hard(self) -> None:
+        """SIGKILL the whole process group, as a crashed host would lose it, and reap the leader."""
+        self.signal_group(signal.SIGKILL)
+        assert self.popen is not None
+        self.popen.wait(timeout=30)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=grace)
+        # Children may outlive a leader that exited on SIGTERM.
+        self.signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        # The api-server logs every request; those lines would push the informative ones out.
+        text = [line for line in self.read_log().splitlines() if "[http.access]" not in line]
+        return "\n".join(text[-lines:])
+
+    def read_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class ProcessRegistry:
+    """Every process a test started, so teardown and failure diagnostics reach all of them."""
+
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def add(self, process: ManagedProcess) -> ManagedProcess:
+        self.processes.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+    def dump_logs(self) -> None:
+        for process in self.processes:
+            print(f"\n===== {process.name} (pid {process.popen.pid if process.popen else '-'}) {process.log_path}")
+            print(process.tail())
+
+
+@dataclass
+class RunwaySimProcess:
+    """A ``runway-sim`` subprocess on loopback."""
+
+    process: ManagedProcess
+    url: str
+
+    def client(self) -> Any:
+        from airflow_provider_runway.simulator.client import SimulatorClient
+
+        return SimulatorClient(self.url)
+
+
+def start_runway_sim(registry: ProcessRegistry, tmp: Path, extra_args: list[str]) -> RunwaySimProcess:
+    """Start ``runway-sim --host 127.0.0.1 --port 0 <extra_args>`` and read its URL from what it prints."""
+    log_path = tmp / "runway-sim.log"
+    argv = [str(BIN_DIR / "runway-sim"), "--host", "127.0.0.1", "--port", "0", *extra_args]
+    process = registry.add(ManagedProcess("runway-sim", argv, log_path, dict(os.environ), tmp).start())
+
+    def listening() -> str | None:
+        assert process.alive(), f"runway-sim exited:\n{process.tail()}"
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", process.read_log())
+        return match.group(1) if match else None
+
+    url = str(wait_until(listening, 30, "runway-sim to listen", interval=0.1))
+    return RunwaySimProcess(process, url)
+
+
+class AirflowStack:
+    """Airflow 3 on loopback: api-server, scheduler, dag-processor and triggerer in one ``AIRFLOW_HOME``."""
+
+    def __init__(self, registry: ProcessRegistry, home: Path, dags_folder: Path, extra_env: Mapping[str, str]) -> None:
+        self.registry = registry
+        self.home = home
+        self.api_port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.api_port}"
+        self.env = self._environment(dags_folder, extra_env)
+        self.components: dict[str, ManagedProcess] = {}
+        self._restarts = 0
+
+    def _environment(self, dags_folder: Path, extra_env: Mapping[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "RUNWAY_"))}
+        env.update(
+            {
+                "PATH": f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}",
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(EXECUTOR_PARALLELISM),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__SECRET_KEY": "e2e-only-api-secret-key",
+                "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-only-jwt-secret-" + "x" * 48,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                # Manual runs only: unpausing must not add a scheduled run of the @daily example.
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                # A new triggerer adopts a dead one's triggers once its heartbeat is this old.
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+                "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
+        env.update(extra_env)
+        return env
+
+    # -- processes -------------------------------------------------------------------------------
+
+    def airflow_cli(self, *args: str, timeout: float = 120) -> str:
+        """Run ``airflow <args>`` to completion in this stack's environment; return its stdout."""
+        done = subprocess.run(
+            [str(BIN_DIR / "airflow"), *args],
+            env=self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, f"airflow {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+    def start_component(self, component: str) -> ManagedProcess:
+        suffix = f"-{self._restarts}" if component in self.components else ""
+        self._restarts += bool(suffix)
+        log_path = self.home / f"{component}{suffix}.log"
+        process = ManagedProcess(
+            f"airflow {component}{suffix}", [str(BIN_DIR / "airflow"), component], log_path, self.env, self.home
+        )
+        self.components[component] = self.registry.add(process.start())
+        return process
+
+    def kill_component(self, component: str) -> None:
+        """SIGKILL a component's whole process group, as a crash would; it no longer counts as running."""
+        self.components.pop(component).kill_hard()
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.airflow_cli("db", "migrate")
+        for component in AIRFLOW_COMPONENTS:
+            self.start_component(component)
+        self.wait_healthy(timeout=90)
+
+    def assert_alive(self) -> None:
+        for name, process in self.components.items():
+            assert process.alive(), f"airflow {name} exited:\n{process.tail()}"
+
+    def wait_healthy(self, timeout: float, triggerer_pid: int | None = None) -> None:
+        """Wait until the api-server answers and reports scheduler, dag-processor and triggerer healthy."""
+
+        def healthy() -> bool:
+            self.assert_alive()
+            try:
+                health = self.get("/api/v2/monitor/health")
+            except (OSError, urllib.error.URLError):
+                return False
+            return all(health.get(part, {}).get("status") == "healthy" for part in ("scheduler", "triggerer"))
+
+        wait_until(healthy, timeout, "the Airflow components to report healthy")
+
+    # -- REST API (SimpleAuthManager with every user admin: no token needed) ---------------------
+
+    def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Accept", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise AssertionError(f"{method} {path} -> HTTP {exc.code}: {exc.read()[:500]!r}") from None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)
+
+    def wait_for_dag(self, dag_id: str, dag_file: str, timeout: float) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed ``dag_id``; fail at once on an import error in ``dag_file``."""
+
+        def parsed() -> dict[str, Any] | None:
+            self.assert_alive()
+            for error in self.get("/api/v2/importErrors?limit=100")["import_errors"]:
+                assert not error["filename"].endswith(dag_file), f"{dag_file} does not import:\n{error['stack_trace']}"
+            dags = self.get(f"/api/v2/dags?dag_id_pattern={dag_id}")["dags"]
+            return next((d for d in dags if d["dag_id"] == dag_id), None)
+
+        return dict(wait_until(parsed, timeout, f"DAG {dag_id} to be parsed"))
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances?limit=100"
+        return list(self.get(path)["task_instances"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"))
+
+    def pool(self, name: str) -> dict[str, Any]:
+        return dict(self.get(f"/api/v2/pools/{name}"))
+
+    # -- observing worker slots ------------------------------------------------------------------
+
+    def _titles(self, recursive: bool) -> list[tuple[int, str]]:
+        scheduler = psutil.Process(self.components["scheduler"].pid)
+        titles = []
+        for child in scheduler.children(recursive=recursive):
+            try:
+                titles.append((child.ppid(), " ".join(part for part in child.cmdline() if part)))
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                continue
+        return titles
+
+    def busy_workers(self) -> list[str]:
+        """Titles of the LocalExecutor's worker processes (its slots) that run a workload right now.
+
+        An idle worker is titled ``airflow worker -- LocalExecutor: <idle>``; a busy one carries the
+        name of its workload.
+        """
+        return [
+            title
+            for _, title in self._titles(recursive=False)
+            if title.startswith(WORKER_TITLE_PREFIX) and title != IDLE_WORKER_TITLE
+        ]
+
+    def idle_workers(self) -> int:
+        return sum(title == IDLE_WORKER_TITLE for _, title in self._titles(recursive=False))
+
+    def task_processes(self) -> list[str]:
+        """Titles of task processes (children of busy workers, titled ``airflow worker -- <ti id>``)."""
+        scheduler_pid = self.components["scheduler"].pid
+        return [
+            title for ppid, title in self._titles(recursive=True) if ppid != scheduler_pid and "airflow worker" in title
+        ]
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    item.stash.setdefault(_FAILED_KEY, False)
+    if report.failed:
+        item.stash[_FAILED_KEY] = True
+    return report
+
+
+_FAILED_KEY = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def process_registry(request: pytest.FixtureRequest) -> Iterator[ProcessRegistry]:
+    """Processes started by the test: all stopped at teardown; their log tails printed on failure."""
+    registry = ProcessRegistry()
+    try:
+        yield registry
+    finally:
+        if request.node.stash.get(_FAILED_KEY, False):
+            registry.dump_logs()
+        registry.stop_all()
+
+
+@pytest.fixture
+def e2e_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short temp dir (AIRFLOW_HOME paths end up in process titles and socket names)."""
+    return tmp_path_factory.mktemp("e2e")

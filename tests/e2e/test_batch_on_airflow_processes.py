@@ -1,0 +1,293 @@
+"""The nightly batch example on Airflow's own processes, against ``runway-sim`` on loopback.
+
+What it shows, on a real scheduler, dag-processor, triggerer and api-server (LocalExecutor, SQLite):
+
+* while the simulator holds the generations in ``generating``, the mapped task instances are
+  ``deferred`` and no LocalExecutor worker is busy; the pool of 10 slots counts them (the other
+  prompts wait ``scheduled`` for a slot, so the account never sees more than 10 generations);
+* a triggerer killed with SIGKILL mid-wait and started again picks the waits up, and the run
+  still ends with every task succeeded;
+* the simulator counted exactly one creation per prompt, and one MP4 per prompt is on disk.
+
+It prints its timings and a table of the states it observed (the evidence for the issue).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    EXECUTOR_PARALLELISM,
+    REPO_ROOT,
+    AirflowStack,
+    ProcessRegistry,
+    start_runway_sim,
+    wait_until,
+)
+
+DAG_ID = "example_runway_nightly_batch"
+DAG_FILE = "example_runway_nightly_batch.py"
+MAPPED_TASK_ID = "generate"
+POOL = "runway_generations"
+POOL_SLOTS = 10
+API_KEY = "e2e-key"
+PROMPTS = [f"E2E shot {n}: a paper boat on a still pond, slow dolly in, overcast light" for n in range(1, 21)]
+RUN_ID = "e2e_nightly_batch"
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Sample:
+    """One observation: task states, simulator states, pool slots, busy executor workers and task processes."""
+
+    elapsed: float
+    states: Counter[str]
+    sim_states: dict[str, int]
+    pool: dict[str, int]
+    busy_workers: list[str]
+    task_processes: list[str]
+
+    def row(self) -> str:
+        states = " ".join(f"{k}={v}" for k, v in sorted(self.states.items()))
+        sim = " ".join(f"{k}={v}" for k, v in sorted(self.sim_states.items()))
+        slots = "/".join(str(self.pool.get(k, "-")) for k in ("running_slots", "queued_slots", "deferred_slots"))
+        workers = f"{len(self.busy_workers)}/{EXECUTOR_PARALLELISM} busy, {len(self.task_processes)} task procs"
+        return f"{self.elapsed:7.1f}s | {states:<44} | {sim:<40} | {slots:<11} | {workers}"
+
+
+@dataclass
+class Evidence:
+    """The observed timeline; only rows that changed are kept for the printed table."""
+
+    started: float
+    samples: list[Sample] = field(default_factory=list)
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+    def observe(self, stack: AirflowStack, sim: Any) -> Sample:
+        instances = [t for t in stack.task_instances(DAG_ID, RUN_ID) if t["task_id"] == MAPPED_TASK_ID]
+        sample = Sample(
+            elapsed=time.monotonic() - self.started,
+            states=Counter(str(t["state"]) for t in instances if t["map_index"] >= 0),
+            sim_states=dict(sim.counters()["tasks_by_state"]),
+            pool={k: v for k, v in stack.pool(POOL).items() if k.endswith("_slots")},
+            busy_workers=stack.busy_workers(),
+            task_processes=stack.task_processes(),
+        )
+        self.samples.append(sample)
+        return sample
+
+    def mark(self, what: str) -> None:
+        self.events.append((time.monotonic() - self.started, what))
+
+    def table(self) -> str:
+        header = (
+            f"{'t':>8} | {'generate task instances':<44} | {'simulator tasks':<40} | run/que/def | executor workers"
+        )
+        lines = [header, "-" * len(header)]
+        items: list[tuple[float, str]] = [(t, f"{t:7.1f}s | ** {what}") for t, what in self.events]
+        previous = None
+        for sample in self.samples:
+            key = (sample.states, sample.sim_states, sample.pool, len(sample.busy_workers), len(sample.task_processes))
+            if key != previous:
+                items.append((sample.elapsed, sample.row()))
+            previous = key
+        lines += [text for _, text in sorted(items, key=lambda item: item[0])]
+        return "\n".join(lines)
+
+
+def held_while_generating(sample: Sample, wave: int) -> bool:
+    """Wave ``wave`` (0 or 1) of the pool's size is deferred while the simulator holds it generating.
+
+    The earlier waves have succeeded and the later prompts wait ``scheduled`` for a pool slot.
+    """
+    done = wave * POOL_SLOTS
+    return (
+        sample.states.get("deferred", 0) == POOL_SLOTS
+        and sample.states.get("success", 0) == done
+        and sample.states.get("scheduled", 0) == len(PROMPTS) - POOL_SLOTS - done
+        and sample.sim_states.get("generating", 0) == POOL_SLOTS
+    )
+
+
+def start_stack(registry: ProcessRegistry, tmp: Path, sim_url: str, output_dir: Path) -> AirflowStack:
+    connection = {"conn_type": "runway", "host": sim_url, "password": API_KEY}
+    stack = AirflowStack(
+        registry,
+        home=tmp / "airflow",
+        dags_folder=REPO_ROOT / "dags",
+        extra_env={
+            "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(connection),
+            "RUNWAY_POLL_INTERVAL": "0.5",
+            "RUNWAY_OUTPUT_DIR": f"file://{output_dir}/",
+            # The example retries twice; a retry must attach to its generation, not wait 5 minutes.
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
+        },
+    )
+    stack.start()
+    stack.airflow_cli("pools", "import", str(REPO_ROOT / "dags" / "runway_pools.json"))
+    return stack
+
+
+def trigger_batch(stack: AirflowStack, logical_date: datetime) -> None:
+    stack.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    stack.request(
+        "POST",
+        f"/api/v2/dags/{DAG_ID}/dagRuns",
+        {"dag_run_id": RUN_ID, "logical_date": logical_date.isoformat(), "conf": {"prompts": PROMPTS}},
+    )
+
+
+def record_detail_reads(sim: Any) -> int:
+    return int(sim.counters()["requests"].get("record-detail", 0))
+
+
+@dataclass
+class BatchRun:
+    """The run under test with its observers."""
+
+    stack: AirflowStack
+    sim: Any
+    evidence: Evidence
+
+    def observe(self) -> Sample:
+        self.stack.assert_alive()
+        return self.evidence.observe(self.stack, self.sim)
+
+    def wait_held(self, wave: int, timeout: float) -> None:
+        """Wait until ``wave`` is deferred and held, then until every worker has handed its task over."""
+        wait_until(lambda: held_while_generating(self.observe(), wave), timeout, f"wave {wave} deferred and held")
+        self.evidence.mark(f"wave {wave}: {POOL_SLOTS} deferred, simulator holding {POOL_SLOTS} in generating")
+
+        # A worker wraps up for a moment after its task deferred (extra links, logs); then it is free.
+        def workers_free() -> bool:
+            sample = self.observe()
+            assert held_while_generating(sample, wave), sample
+            return not sample.busy_workers and not sample.task_processes
+
+        wait_until(workers_free, 30, f"the workers to hand wave {wave} to the triggerer")
+        self.evidence.mark(f"wave {wave}: every worker idle")
+
+    def assert_no_worker_busy(self, wave: int, seconds: int) -> None:
+        """For ``seconds``: the wave stays deferred, nothing is queued or running, every worker idles."""
+        for _ in range(seconds):
+            sample = self.observe()
+            assert held_while_generating(sample, wave), sample
+            assert sample.states.get("running", 0) == 0 and sample.states.get("queued", 0) == 0, sample
+            assert sample.busy_workers == [] and sample.task_processes == [], sample
+            assert (sample.pool["running_slots"], sample.pool["queued_slots"]) == (0, 0), sample.pool
+            assert sample.pool["deferred_slots"] == POOL_SLOTS, sample.pool
+            time.sleep(1)
+        assert self.stack.idle_workers() == EXECUTOR_PARALLELISM
+        assert self.sim.counters()["requests"]["generate"] == POOL_SLOTS * (wave + 1)  # the pool held the rest back
+
+    def restart_triggerer(self) -> float:
+        """SIGKILL the triggerer mid-wait, start a new one; return seconds until it polls the held tasks."""
+        self.stack.kill_component("triggerer")
+        self.evidence.mark("triggerer killed (SIGKILL to its process group)")
+        time.sleep(2)
+        polls_at_restart = record_detail_reads(self.sim)
+        assert held_while_generating(self.observe(), 0)  # nothing failed with the triggerer
+        started = time.monotonic()
+        self.stack.start_component("triggerer")
+        self.evidence.mark("new triggerer started")
+
+        def adopted() -> bool:
+            self.stack.assert_alive()
+            return record_detail_reads(self.sim) >= polls_at_restart + 2 * POOL_SLOTS
+
+        wait_until(adopted, 90, "the new triggerer to poll the held generations")
+        self.evidence.mark("new triggerer polling the held generations")
+        assert held_while_generating(self.observe(), 0)
+        return time.monotonic() - started
+
+    def release(self, hold_next: bool) -> None:
+        released = self.sim.resume()
+        if hold_next:
+            self.sim.pause()
+        self.evidence.mark(f"simulator released {released} generations" + (", holds the next" if hold_next else ""))
+        assert released == POOL_SLOTS
+
+    def wait_finished(self, timeout: float) -> str:
+        def finished() -> str | None:
+            self.observe()
+            state = self.stack.dag_run(DAG_ID, RUN_ID)["state"]
+            return state if state in ("success", "failed") else None
+
+        state = str(wait_until(finished, timeout, "the batch run to finish"))
+        self.evidence.mark(f"run {state}")
+        return state
+
+
+def test_nightly_batch_waits_deferred_survives_triggerer_kill_and_succeeds(
+    process_registry: ProcessRegistry, e2e_tmp: Path
+) -> None:
+    t_start = time.monotonic()
+    # The account's limit matches the pool: a pool that did not count deferred tasks would let more
+    # creations through and the simulator would refuse them.
+    sim_args = ["--concurrency-limit", str(POOL_SLOTS), "--wait-seconds", "0.5", "--queueing-seconds", "0.5"]
+    sim_process = start_runway_sim(process_registry, e2e_tmp, [*sim_args, "--generating-seconds", "3"])
+    sim = sim_process.client()
+    output_dir = e2e_tmp / "videos"
+    stack = start_stack(process_registry, e2e_tmp, sim_process.url, output_dir)
+    stack.wait_for_dag(DAG_ID, DAG_FILE, timeout=90)
+    pool = stack.pool(POOL)
+    assert (pool["slots"], pool["include_deferred"]) == (POOL_SLOTS, True)
+    startup = time.monotonic() - t_start
+
+    # The simulator holds every generation in ``generating`` until released, wave by wave.
+    sim.pause()
+    logical_date = datetime.now(timezone.utc).replace(microsecond=0)
+    t_trigger = time.monotonic()
+    trigger_batch(stack, logical_date)
+    run = BatchRun(stack, sim, Evidence(started=t_trigger))
+    run.evidence.mark("run triggered, simulator paused")
+    timings: dict[str, float] = {}
+    try:
+        run.wait_held(wave=0, timeout=150)
+        timings["trigger -> wave 0 deferred and every worker idle"] = time.monotonic() - t_trigger
+        run.assert_no_worker_busy(wave=0, seconds=4)
+        assert record_detail_reads(sim) >= POOL_SLOTS  # the waits poll, from the triggerer
+        timings["triggerer restart -> new triggerer polling"] = run.restart_triggerer()
+        # Hold wave 1 too: Airflow 3.3.2 fails a task whose trigger fires before the scheduler saw
+        # its worker's defer-exit event (apache/airflow#67287, #72716), so release only settled waves.
+        run.release(hold_next=True)
+        t_wave = time.monotonic()
+        run.wait_held(wave=1, timeout=120)
+        timings["release wave 0 -> wave 1 deferred and every worker idle"] = time.monotonic() - t_wave
+        run.assert_no_worker_busy(wave=1, seconds=2)
+        run.release(hold_next=False)
+        final_state = run.wait_finished(timeout=180)
+        timings["trigger -> run finished"] = time.monotonic() - t_trigger
+    finally:
+        print(f"\n== e2e nightly batch on Airflow processes ({len(PROMPTS)} prompts, pool {POOL_SLOTS} slots)")
+        print(f"startup (simulator, db migrate, 4 Airflow processes healthy, DAG parsed): {startup:.1f}s")
+        for what, seconds in timings.items():
+            print(f"{what}: {seconds:.1f}s")
+        print(f"whole test: {time.monotonic() - t_start:.1f}s")
+        print(run.evidence.table())
+
+    instances = stack.task_instances(DAG_ID, RUN_ID)
+    assert final_state == "success", Counter((t["task_id"], t["state"]) for t in instances)
+    assert Counter(t["state"] for t in instances) == Counter({"success": len(PROMPTS) + 1})
+    tries = Counter(t["try_number"] for t in instances if t["task_id"] == MAPPED_TASK_ID)
+    print(f"generate tasks by try number: {dict(tries)}")
+    assert max(s.states.get("deferred", 0) for s in run.evidence.samples) == POOL_SLOTS  # the pool bound held
+
+    counters = sim.counters()
+    assert counters["tasks_created"] == {sim.account_label(API_KEY): len(PROMPTS)}
+    assert counters["requests"]["generate"] == len(PROMPTS)  # one creation per prompt, none after the kill
+    assert counters["tasks_by_state"] == {"success": len(PROMPTS)}
+
+    videos = sorted((output_dir / "batch" / logical_date.strftime("%Y%m%d")).glob("*.mp4"))
+    assert len(videos) == len(PROMPTS), [str(v) for v in videos]
+    for video in videos:
+        assert video.read_bytes()[4:8] == b"ftyp", video
