@@ -20,7 +20,9 @@ from airflow_provider_runway.core import (
     TaskFamily,
     TaskStatus,
 )
+from airflow_provider_runway.core.models import check_task_id
 from airflow_provider_runway.hooks.runway import RunwayHook
+from airflow_provider_runway.operators.runway import is_templated
 from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ class RunwayTaskSensor(BaseSensorOperator):
         self.runway_retry_delay = runway_retry_delay
         self._first_read: float | None = None
         self._seen = False
+        if not is_templated(runway_task_id):
+            check_task_id(runway_task_id, "runway_task_id")
 
     @cached_property
     def hook(self) -> RunwayHook:

@@ -553,3 +553,19 @@ def test_sync_wait_sleeps_no_longer_than_the_deadline(
         attach(generate(poll_interval=10, timeout=25), hook).execute(context)
     assert clock.sleeps == [10, 10, 5]
     assert hook.get_task.call_count == 4
+
+
+def test_static_mistake_is_reported_as_a_dag_import_error(tmp_path: Any) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "bad_runway_dag.py").write_text(
+        "from datetime import datetime\n"
+        "from airflow.sdk import DAG\n"
+        "from airflow_provider_runway.operators.runway import RunwayGenerateOperator\n"
+        "with DAG('bad_runway', schedule=None, start_date=datetime(2026, 1, 1)):\n"
+        "    RunwayGenerateOperator(task_id='gen', prompt='x', quality='1080p', duration=10)\n"
+    )
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert bag.dags == {}
+    (error,) = bag.import_errors.values()
+    assert "Invalid quality='1080p': 1080p is only available with duration=5" in error

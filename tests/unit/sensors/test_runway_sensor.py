@@ -55,6 +55,9 @@ def test_defaults_and_template_fields(hook: mock.MagicMock) -> None:
     assert "runway_task_id" in op.template_fields
     with pytest.raises(RunwayParameterError, match="family"):
         sensor(hook, family="sora")
+    with pytest.raises(RunwayParameterError, match="runway_task_id"):
+        sensor(hook, runway_task_id="  ")
+    assert sensor(hook, runway_task_id="{{ ti.xcom_pull('submit') }}").runway_task_id.startswith("{{")
 
 
 def test_poke_pending_then_done(hook: mock.MagicMock) -> None:
