@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -51,3 +53,25 @@ def test_trigger_creates_one_run_per_task(airflow_api: tuple[str, str]) -> None:
         trigger_dag_run(base, "no_such_dag", done, token=token)
     with pytest.raises(requests.HTTPError, match=r"HTTP 40[13]"):
         trigger_dag_run(base, dag.dag_id, done, token="forged")
+
+
+def test_password_token_of_the_readme_receiver(
+    airflow_db: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from airflow.api_fastapi.app import create_app
+
+    from .callback_receiver_app import password_token
+    from .conftest import serve_asgi
+
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"receiver": "pw-123456"}))
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", "receiver:user")
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", str(passwords))
+    dag = serialized_dag()
+    failed = RunwayTask("t-9", TaskFamily.ALEPH, TaskStatus.FAILED, fail_code="400", fail_message="Rejected")
+    with serve_asgi(create_app("core")) as base:
+        token = password_token(base, "receiver", "pw-123456")()
+        assert trigger_dag_run(base, dag.dag_id, failed, token=token) == "runway__t-9"
+        with pytest.raises(requests.HTTPError, match="401"):
+            password_token(base, "receiver", "wrong")()
