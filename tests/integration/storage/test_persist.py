@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 import uuid
@@ -155,12 +156,18 @@ def test_old_task_downloads_through_a_fresh_link(
     assert result["video_size"] > 0 and result["thumbnail_size"] > 0
 
 
-def test_rejected_link_is_refreshed(finished: Finished, sim_hook: RunwayHook, runway_sim: Any, tmp_path: Path) -> None:
+def test_rejected_link_is_refreshed(
+    finished: Finished, sim_hook: RunwayHook, runway_sim: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     task = finished()
     task["video_url"] += "?token=0000&expires=1"  # a link the file host refuses (403)
-    result = persist_task_result(task, str(tmp_path), hook=sim_hook, include_thumbnail=False)
+    with caplog.at_level(logging.DEBUG):
+        result = persist_task_result(task, str(tmp_path), hook=sim_hook, include_thumbnail=False)
     assert runway_sim.counters()["requests"]["download-url"] == 1
     assert is_mp4(Path(result["video_path"].removeprefix("file://")).read_bytes())
+    storage_lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_runway.storage"]
+    assert any("fresh download link" in line for line in storage_lines)
+    assert not any("token=" in line for line in storage_lines)  # signed links stay out of the logs
 
 
 def test_expired_result_fails_clearly(
