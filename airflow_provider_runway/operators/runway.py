@@ -59,6 +59,7 @@ except ImportError:  # Airflow < 3.3 has no task_state_store
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
     from airflow_provider_runway.core import CreateRequest
 
@@ -205,11 +206,22 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     def validate_static(self) -> None:
         """Validate the literal parameters; templated ones are checked again once rendered."""
+        self.validate_literals(self._request_values())
+
+    @classmethod
+    def validate_literals(cls, given: Mapping[str, Any]) -> None:
+        """Validate the literal values among ``given``; the others stand in with valid placeholders."""
         values = {
-            name: _PLACEHOLDERS[name] if is_templated(value) else value
-            for name, value in self._request_values().items()
+            name: _PLACEHOLDERS[name] if name not in given or is_templated(given[name]) else given[name]
+            for name in cls.request_fields
         }
-        self.request_class(**values, limits=PARSE_TIME_LIMITS)
+        cls.request_class(**values, limits=PARSE_TIME_LIMITS)
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> OperatorPartial:  # type: ignore[override]
+        """Like :meth:`BaseOperator.partial`, and a literal mistake is a DAG import error here too."""
+        cls.validate_literals(kwargs)
+        return super().partial(**kwargs)
 
     def build_request(self, limits: ValidationLimits) -> CreateRequest:
         """The create request from the rendered parameters; fails the task at once when invalid."""

@@ -498,6 +498,15 @@ def test_extra_link_reads_the_pushed_url() -> None:
         assert RunwayTaskLink().get_link(op, ti_key=mock.sentinel.key) == ""
 
 
+def test_partial_validates_its_literals() -> None:
+    with pytest.raises(RunwayParameterError, match="quality"):
+        RunwayGenerateOperator.partial(task_id="gen", quality="1080p", duration=10)
+    with pytest.raises(RunwayParameterError, match="video_url"):
+        RunwayAlephOperator.partial(task_id="aleph", video_url="file:///etc/passwd")
+    # Fields left for expand() are not judged: no image yet does not make aspect_ratio=None wrong.
+    RunwayGenerateOperator.partial(task_id="animate", aspect_ratio=None).expand(image_url=["https://x/a.png"])
+
+
 def test_partial_expand_over_prompts() -> None:
     with DAG("mapped", schedule=None, start_date=datetime(2026, 1, 1)):
         mapped = RunwayGenerateOperator.partial(task_id="gen", duration=5).expand(
