@@ -753,6 +753,71 @@ def odd_shapes(h: Harness) -> ScenarioResult:
     return result
 
 
+def _odd_aleph(variant: int, payload: dict[str, Any], nth: int) -> dict[str, Any] | None:
+    """Aleph ``record-info`` variants: nulls while running, string flags, a JSON-string response."""
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        return None
+    done = bool(data.get("successFlag")) or bool(data.get("errorCode")) or bool(data.get("errorMessage"))
+    if variant == 0 and not done:
+        return {**payload, "data": {**data, "errorCode": None, "errorMessage": None, "response": None}}
+    if variant == 1:
+        # Numbers as strings, as loosely typed JSON often carries them ("0" is no error, like 0).
+        code = data.get("errorCode")
+        flagged = {
+            **data,
+            "successFlag": str(data.get("successFlag", 0)),
+            "errorCode": None if code is None else str(code),
+        }
+        return {**payload, "data": {**flagged, "progress": "0.42", "completeTime": None}}
+    if variant == 2:
+        odd = {k: v for k, v in data.items() if k not in ("createTime", "paramJson")}
+        if odd.get("response") is not None:
+            odd["response"] = json.dumps(odd["response"])  # a JSON string instead of an object
+        return {**payload, "data": odd}
+    return None
+
+
+@scenario("Aleph: null, string and missing fields")
+def aleph_odd_shapes(h: Harness) -> ScenarioResult:
+    """Aleph has no ``state``: nulls while running, string flags and a JSON-string ``response`` parse.
+
+    A quarter of the tasks fail on the simulator, which is the oracle for each task's outcome.
+    """
+    from airflow_provider_runway.core import AlephRequest
+
+    result = ScenarioResult("Aleph: null, string and missing fields", tasks=h.tasks)
+    h.sim.configure(failure_rate=0.25)
+    hook = h.hook("runway_default")
+    ids = [
+        hook.create_task(AlephRequest(prompt=f"make scene {i} snowy", video_url="https://cdn.example.com/in.mp4"))
+        for i in range(h.tasks)
+    ]
+    variants = {task_id: index % 3 for index, task_id in enumerate(ids)}
+
+    def rewrite(path: str, query: Mapping[str, str], status: int, body: bytes, nth: int) -> Replaced:
+        task_id = query.get("taskId", "")
+        if not path.endswith("record-info") or task_id not in variants or status != 200:
+            return None
+        odd = _odd_aleph(variants[task_id], json.loads(body), nth)
+        return None if odd is None else (200, json.dumps(odd).encode(), "application/json")
+
+    h.proxy.reset(rewrite)
+    events = h.wait_all(ids, "runway_proxy", family="aleph")
+    for event in events:
+        truth = h.sim.task_info(event["task_id"])["failure"]
+        task = event.get("task") or {}
+        if truth is None and event["status"] == "success" and str(task.get("video_url", "")).endswith(".mp4"):
+            result.succeeded += 1
+        elif truth is not None and event["status"] == "failed" and truth[1] in str(event.get("message")):
+            result.failed_as_expected += 1
+        else:
+            result.problems.append(f"task {event['task_id']} (simulator failure {truth}): {event['status']}")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "aleph-generate", h.tasks, exact=True)
+    return result
+
+
 # ------------------------------------------------------------------------------------ operators
 
 
@@ -906,6 +971,47 @@ def expired_results(h: Harness) -> ScenarioResult:
     outcomes = run_deferred_operators(h, deferred, contexts[:half])
     outcomes += run_sync_operators(h, sync, contexts[half:])
     _tally_outcomes(result, outcomes, "fail", "expired")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("status reads: 500 and 455 bursts, some tasks fail")
+def read_bursts_with_failures(h: Harness) -> ScenarioResult:
+    """Bursts of 500 and 455 on status reads while a quarter of the tasks fail remotely.
+
+    Half the operators wait in the trigger, half in the worker. The simulator is the oracle: a task
+    it failed must end as a failure naming the reason, every other task must succeed.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_runway.links.runway import RUNWAY_TASK_ID_XCOM_KEY
+    from airflow_provider_runway.simulator.engine import RANDOM_FAILURE
+
+    result = ScenarioResult("status reads: 500 and 455 bursts, some tasks fail", tasks=h.tasks)
+    h.sim.configure(failure_rate=0.25)
+    h.sim.inject_fault("record-detail", "http500", count=2 * h.tasks)
+    h.sim.inject_fault("record-detail", "http455", count=2 * h.tasks)
+    half = h.tasks // 2
+    contexts = [operator_context(StateStore(Path(tempfile.mkdtemp()) / "state.json")) for _ in range(h.tasks)]
+    deferred = [generate_operator(i, runway_conn_id="runway_faults", deferrable=True) for i in range(half)]
+    sync = [generate_operator(i, runway_conn_id="runway_faults") for i in range(half, h.tasks)]
+    outcomes = run_deferred_operators(h, deferred, contexts[:half])
+    outcomes += run_sync_operators(h, sync, contexts[half:])
+    failed_remotely = 0
+    for index, (outcome, context) in enumerate(zip(outcomes, contexts, strict=True)):
+        task_id = context["ti"].xcoms.get(RUNWAY_TASK_ID_XCOM_KEY)
+        truth = h.sim.task_info(task_id)["failure"] if task_id else None
+        if truth is None and isinstance(outcome, dict) and outcome.get("state") == "succeeded":
+            result.succeeded += 1
+        elif truth is not None and isinstance(outcome, AirflowFailException) and RANDOM_FAILURE[1] in str(outcome):
+            result.failed_as_expected += 1
+            failed_remotely += 1
+        else:
+            shown = f"{type(outcome).__name__}: {str(outcome)[:160]}"
+            result.problems.append(f"operator {index} (simulator failure {truth}): {shown}")
+    if not failed_remotely or failed_remotely == h.tasks:
+        result.problems.append(f"{failed_remotely} remote failures: the mix did not happen")
     result.creations, result.expected_creations = h.creations(), h.tasks
     h.bound(result, "generate", h.tasks, exact=True)
     return result
