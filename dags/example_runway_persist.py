@@ -13,7 +13,7 @@ connection decides which. The destination is the ``output_dir`` param (any ``Obj
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import pendulum
 from airflow.sdk import DAG, Param, task
@@ -50,4 +50,5 @@ with DAG(
         print(f"Runway task {result['task_id']} {result['state']}: stored video at {result['video_path']}")
         return str(result["video_path"])
 
-    report(generate.output)
+    # `output` is an XComArg resolved at run time to the operator's return value.
+    report(cast("dict[str, Any]", generate.output))
