@@ -294,10 +294,11 @@ class PausingExtend(RunwayExtendOperator):
         return super().submit_job(context)
 
 
+@pytest.mark.runway_sim(wait_seconds=0.01, queueing_seconds=0.01, generating_seconds=0.05)
 def test_mapped_batch_of_20_prompts(runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any) -> None:
     prompts = [f"Product shot {n}: a ceramic mug, slow orbit" for n in range(20)]
     with new_dag("mapped") as dag:
-        RunwayGenerateOperator.partial(task_id="gen", deferrable=True, **FAST).expand(prompt=prompts)
+        RunwayGenerateOperator.partial(task_id="gen", deferrable=True, poll_interval=0.02).expand(prompt=prompts)
     dr = run_dag(dag)
     states = ti_states(dr)
     assert states == {f"gen[{i}]": ("success", 1) for i in range(20)}
