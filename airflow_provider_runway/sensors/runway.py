@@ -42,6 +42,9 @@ class RunwayTaskSensor(BaseSensorOperator):
     :param family: ``"runway"`` for generate and extend tasks, ``"aleph"`` for Aleph tasks.
     :param runway_conn_id: Connection to KIE.ai.
     :param deferrable: Wait in the triggerer instead of a worker slot.
+    :param poke_interval: Seconds between status reads, in every mode (the trigger's poll interval
+        when deferrable). ``timeout`` (from :class:`BaseSensorOperator`) becomes the trigger's absolute
+        deadline when deferrable.
     :param runway_retry_limit: Retries of one status read on transient errors.
     :param runway_retry_delay: Initial delay between those retries, in seconds.
     """
