@@ -37,6 +37,10 @@ WORKER_TITLE_PREFIX = "airflow worker -- LocalExecutor:"
 IDLE_WORKER_TITLE = f"{WORKER_TITLE_PREFIX} <idle>"
 
 
+#: Loopback only: never route these requests through a proxy from the environment.
+LOOPBACK_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def free_port() -> int:
     """A TCP port on loopback that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -101,18 +105,31 @@ class ManagedProcess:
         assert self.popen is not None
         self.popen.wait(timeout=30)
 
+    def terminate(self) -> None:
+        """Ask the process group to stop (SIGTERM); :meth:`stop` finishes the job."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.signal_group(signal.SIGTERM)
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
         if self.popen is None:
             return
-        if self.popen.poll() is None:
-            self.signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=grace)
+        self.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=grace)
         # Children may outlive a leader that exited on SIGTERM.
         self.signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=10)
+
+    def group_members(self) -> list[int]:
+        """Live (non-zombie) processes still in this process group."""
+        members = []
+        for proc in psutil.process_iter(["pid", "status"]):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                if os.getpgid(proc.pid) == self.pid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                    members.append(proc.pid)
+        return members
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
         if not self.log_path.exists():
@@ -135,9 +152,17 @@ class ProcessRegistry:
         self.processes.append(process)
         return process
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace: float = 10.0) -> None:
+        """Stop every process: SIGTERM to all groups at once, then each gets what is left of ``grace``."""
+        for process in self.processes:
+            process.terminate()
+        deadline = time.monotonic() + grace
         for process in reversed(self.processes):
-            process.stop()
+            process.stop(grace=max(deadline - time.monotonic(), 0.1))
+
+    def leftovers(self) -> dict[str, list[int]]:
+        """Processes that survived :meth:`stop_all`, by the name of the group they were started in."""
+        return {p.name: members for p in self.processes if p.popen is not None and (members := p.group_members())}
 
     def dump_logs(self) -> None:
         for process in self.processes:
@@ -284,7 +309,7 @@ class AirflowStack:
         req.add_header("Content-Type", "application/json")
         req.add_header("Accept", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=30) as response:
+            with LOOPBACK_OPENER.open(req, timeout=30) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"{method} {path} -> HTTP {exc.code}: {exc.read()[:500]!r}") from None
@@ -361,6 +386,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 _FAILED_KEY = pytest.StashKey[bool]()
 
 
+@pytest.fixture(autouse=True)
+def loopback_without_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients in this process (e.g. the simulator's) must reach loopback directly, never via a proxy."""
+    for name in ("NO_PROXY", "no_proxy"):
+        existing = os.environ.get(name)
+        monkeypatch.setenv(name, ",".join(filter(None, [existing, "127.0.0.1,localhost"])))
+
+
 @pytest.fixture
 def process_registry(request: pytest.FixtureRequest) -> Iterator[ProcessRegistry]:
     """Processes started by the test: all stopped at teardown; their log tails printed on failure."""
@@ -371,6 +404,7 @@ def process_registry(request: pytest.FixtureRequest) -> Iterator[ProcessRegistry
         if request.node.stash.get(_FAILED_KEY, False):
             registry.dump_logs()
         registry.stop_all()
+    assert registry.leftovers() == {}, "processes survived teardown"
 
 
 @pytest.fixture

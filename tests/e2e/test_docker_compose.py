@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ import pytest
 import yaml
 
 from airflow_provider_runway.simulator.cli import build_parser
+
+from .conftest import LOOPBACK_OPENER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -233,5 +234,5 @@ def test_simulator_healthcheck_answers(by_role: dict[str, tuple[str, dict[str, A
     probe = " ".join(as_argv(by_role["runway-sim"][1]["healthcheck"]["test"]))
     match = re.search(r"http://localhost:\d+(/\S+)", probe)
     assert match is not None, probe
-    with urllib.request.urlopen(f"{runway_sim.url}{match.group(1)}", timeout=10) as response:
+    with LOOPBACK_OPENER.open(f"{runway_sim.url}{match.group(1)}", timeout=10) as response:
         assert response.status == 200
