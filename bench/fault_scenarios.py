@@ -1078,6 +1078,39 @@ def triggerer_restart(h: Harness) -> ScenarioResult:
     return result
 
 
+@scenario("triggerer restart after the deadline")
+def restart_after_deadline(h: Harness) -> ScenarioResult:
+    """The deadline is absolute: a trigger re-created after it passed times out at its first read."""
+    result = ScenarioResult("triggerer restart after the deadline", tasks=h.tasks)
+    created = h.create_many(conn_id="runway_default")
+    _unexpected_create_errors(result, created)
+    ids = _created_ids(created)
+    h.sim.pause()  # nothing finishes: only the deadline can end these waits
+    end_time = time.time() + 1.0
+    triggers = [h.trigger(task_id, end_time=end_time) for task_id in ids]
+
+    async def first_life() -> None:
+        runs = [asyncio.ensure_future(_drain(t)) for t in triggers]
+        await asyncio.sleep(0.3)
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+
+    asyncio.run(first_life())
+    time.sleep(max(0.0, end_time - time.time()) + 0.05)  # the triggerer was down past the deadline
+    reads_before = h.requests("record-detail")
+    events = h.run_triggers([_rebuild(t) for t in triggers])
+    h.sim.resume()
+    _tally_events(result, events, "timeout", "did not finish before the deadline")
+    reads_after = h.requests("record-detail") - reads_before
+    if reads_after != len(ids):
+        result.problems.append(f"{reads_after} reads after the restart, {len(ids)} expected (one each)")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    result.request_bound += f", reads after restart={len(ids)}"
+    return result
+
+
 async def _drain(trigger: Any) -> list[Any]:
     return [event async for event in trigger.run()]
 

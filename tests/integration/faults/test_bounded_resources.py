@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -137,3 +138,15 @@ def test_a_permanent_429_storm_on_create_ends_without_creating(fresh: Harness) -
     assert fresh.requests("generate") == 4
     assert fresh.creations() == 0
     assert len(waits) == 3 and min(waits) >= 0.02  # Retry-After honoured on every retry
+
+
+@pytest.mark.integration
+def test_a_trigger_waits_at_least_retry_after_between_429s(fresh: Harness) -> None:
+    """The async path honours ``Retry-After`` too (a lower bound on time: sleeps are never shorter)."""
+    created = fresh.create_many(1, conn_id="runway_default")
+    fresh.sim.inject_fault("record-detail", "http429", count=2, retry_after=0.3)
+    started = time.monotonic()
+    events = fresh.wait_all([created[0].task_id or ""], "runway_default")
+    assert events[0]["status"] == "success"
+    assert time.monotonic() - started >= 0.6
+    assert fresh.counters()["faults_fired"].get("http429") == 2
