@@ -244,16 +244,32 @@ class _LoopShared:
 
     def __init__(self) -> None:
         self._connections: dict[str, tuple[float, _ConnectionFields]] = {}
+        self._reading: dict[str, asyncio.Future[_ConnectionFields]] = {}
         self._sessions: dict[tuple[Any, ...], list[Any]] = {}  # key -> [session, users]
 
-    def connection(self, conn_id: str) -> _ConnectionFields | None:
+    async def connection(self, conn_id: str, read: Callable[[], Awaitable[_ConnectionFields]]) -> _ConnectionFields:
+        """The connection's fields: a recent read, else one read shared by every concurrent caller."""
         entry = self._connections.get(conn_id)
-        if entry is None or time.monotonic() - entry[0] > CONNECTION_REUSE_SECONDS:
-            return None
-        return entry[1]
+        if entry is not None and time.monotonic() - entry[0] <= CONNECTION_REUSE_SECONDS:
+            return entry[1]
+        reading = self._reading.get(conn_id)
+        if reading is None:
+            # A burst of waits starting together would otherwise each read the connection.
+            reading = self._reading[conn_id] = asyncio.ensure_future(self._read(conn_id, read))
+            reading.add_done_callback(lambda done: self._read_done(conn_id, done))
+        return await asyncio.shield(reading)
 
-    def remember_connection(self, conn_id: str, fields: _ConnectionFields) -> None:
-        self._connections[conn_id] = (time.monotonic(), fields)
+    async def _read(self, conn_id: str, read: Callable[[], Awaitable[_ConnectionFields]]) -> _ConnectionFields:
+        fields = await read()
+        if fields[2]:  # a connection without a key is not kept: once fixed, the next wait sees the fix
+            self._connections[conn_id] = (time.monotonic(), fields)
+        return fields
+
+    def _read_done(self, conn_id: str, done: asyncio.Future[_ConnectionFields]) -> None:
+        if self._reading.get(conn_id) is done:
+            del self._reading[conn_id]
+        if not done.cancelled():
+            done.exception()  # retrieved, so a failure every caller already saw is not reported again
 
     def acquire_session(
         self, key: tuple[Any, ...], factory: Callable[[], aiohttp.ClientSession]
@@ -279,9 +295,12 @@ _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShared] = wea
 
 def _loop_shared() -> _LoopShared:
     loop = asyncio.get_running_loop()
-    shared = _SHARED.get(loop)
-    if shared is None:
-        shared = _SHARED[loop] = _LoopShared()
+    try:
+        shared = _SHARED.get(loop)
+        if shared is None:
+            shared = _SHARED[loop] = _LoopShared()
+    except TypeError:  # an event loop type without weak references: share nothing
+        return _LoopShared()
     return shared
 
 
@@ -349,6 +368,7 @@ class RunwayHook(HttpHook):
         self._asession: aiohttp.ClientSession | None = None
         self._asession_depth = 0
         self._session_key: tuple[Any, ...] = ()
+        self._shared: _LoopShared | None = None
         self._checked_task_ids: set[str] = set()
         # Injection points for tests; tenacity looks them up at each retry.
         self._sleep: Callable[[float], None] = time.sleep
@@ -405,11 +425,7 @@ class RunwayHook(HttpHook):
 
     async def _asettings(self) -> _Settings:
         if self._settings_cache is None:
-            shared = _loop_shared()
-            fields = shared.connection(self.runway_conn_id)
-            if fields is None:
-                fields = await self._aread_connection()
-                shared.remember_connection(self.runway_conn_id, fields)
+            fields = await _loop_shared().connection(self.runway_conn_id, self._aread_connection)
             self._settings_cache = self._settings_from(*fields)
         return self._settings_cache
 
@@ -693,7 +709,8 @@ class RunwayHook(HttpHook):
         if self._asession is None:
             settings = await self._asettings()
             self._session_key = (settings.base_url, settings.api_key, settings.connect_timeout, settings.read_timeout)
-            self._asession = _loop_shared().acquire_session(self._session_key, lambda: _new_client_session(settings))
+            self._shared = _loop_shared()
+            self._asession = self._shared.acquire_session(self._session_key, lambda: _new_client_session(settings))
         self._asession_depth += 1
         return self
 
@@ -701,7 +718,8 @@ class RunwayHook(HttpHook):
         self._asession_depth -= 1
         if self._asession_depth <= 0 and self._asession is not None:
             self._asession, self._asession_depth = None, 0
-            await _loop_shared().release_session(self._session_key)
+            if self._shared is not None:
+                await self._shared.release_session(self._session_key)
 
     async def aget_task(self, task_id: str, family: str | TaskFamily = "runway") -> RunwayTask:
         """Async :meth:`get_task`; reuses the session inside ``async with hook:``, else opens one."""

@@ -105,7 +105,11 @@ class RunwayTaskTrigger(BaseTrigger):
         )
 
     def _hook(self) -> RunwayHook:
-        return RunwayHook(self.runway_conn_id, retry_limit=self.retry_limit, retry_delay=self.retry_delay)
+        # No requests keep-alive adapter: the trigger only uses the async path, and thousands of
+        # waits would otherwise each hold one for the garbage collector to walk.
+        return RunwayHook(
+            self.runway_conn_id, retry_limit=self.retry_limit, retry_delay=self.retry_delay, tcp_keep_alive=False
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task is terminal or the deadline passes, then yield exactly one event."""

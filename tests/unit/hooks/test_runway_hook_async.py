@@ -214,3 +214,39 @@ async def test_different_settings_get_different_sessions(runway_conn):
     async with RunwayHook() as default, RunwayHook(timeout=3) as short:
         assert default._asession is not short._asession
         assert short._asession.timeout.sock_read == 3
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_waits_reads_the_connection_once(runway_conn, monkeypatch):
+    reads: list[str] = []
+    original = RunwayHook._aread_connection
+
+    async def slow_read(self):
+        reads.append(self.runway_conn_id)
+        await asyncio.sleep(0.05)
+        return await original(self)
+
+    monkeypatch.setattr(RunwayHook, "_aread_connection", slow_read)
+    hooks = [RunwayHook() for _ in range(50)]
+    await asyncio.gather(*(hook.__aenter__() for hook in hooks))
+    assert len(reads) == 1
+    assert len({id(hook._asession) for hook in hooks}) == 1
+    await asyncio.gather(*(hook.__aexit__(None, None, None) for hook in hooks))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("broken", ["", '{"conn_type": "runway", "host": "http://runway.test"}'])
+async def test_a_failed_shared_read_reaches_every_caller_and_is_retried(monkeypatch, broken):
+    if broken:
+        monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", broken)  # no API key
+    else:
+        monkeypatch.delenv("AIRFLOW_CONN_RUNWAY_DEFAULT", raising=False)  # no connection at all
+    results = await asyncio.gather(*(RunwayHook().__aenter__() for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(result, Exception) for result in results)
+    assert len({type(result) for result in results}) == 1
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUNWAY_DEFAULT",
+        f'{{"conn_type": "runway", "host": "http://runway.test", "password": "{API_KEY}"}}',
+    )
+    async with RunwayHook() as hook:
+        assert hook.base_url == "http://runway.test"
