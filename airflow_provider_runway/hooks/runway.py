@@ -330,6 +330,11 @@ class RunwayHook(HttpHook):
     it raises :class:`~airflow_provider_runway.core.errors.RunwayCreateUncertainError` instead of paying twice.
     The key never appears in logs, exceptions or reprs.
 
+    For triggers, ``async with hook:`` reads the connection through Airflow's async API and holds one
+    aiohttp session for the whole wait; :meth:`aget_task` reuses it. Hooks on the same event loop
+    with the same settings share that session (and a connection read within the last 30 seconds),
+    so a triggerer with thousands of waits keeps a small pool of sockets instead of one per wait.
+
     :param runway_conn_id: The Runway connection to use.
     :param retry_limit: Retries after the first attempt of a retryable call. When left at the default,
         the connection's ``retry_limit`` extra applies if set.

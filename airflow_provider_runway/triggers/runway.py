@@ -31,9 +31,14 @@ class RunwayTaskTrigger(BaseTrigger):
     """
     Poll a Runway or Aleph task until it finishes, fails or the deadline passes; yield one event.
 
-    One aiohttp session serves the whole wait and the connection is read through Airflow's async
-    API, so nothing blocks the triggerer's event loop. The trigger only reads, so two triggerers
-    running it at once (e.g. during a triggerer failover) are harmless.
+    One aiohttp session serves the whole wait (shared with the other Runway waits of the triggerer,
+    see :class:`~airflow_provider_runway.hooks.runway.RunwayHook`) and the connection is read through
+    Airflow's async API, so nothing blocks the triggerer's event loop. The trigger only reads, so two
+    triggerers running it at once (e.g. during a triggerer failover) are harmless.
+
+    Polling: the first read after ``first_poll_delay``, then one every ``poll_interval`` whatever the
+    state, so a finished task is noticed within one interval; a last read happens at the deadline.
+    Progress (state and elapsed seconds) is logged at INFO at most every 30 seconds.
 
     Transient errors (429 honouring ``Retry-After``, 455, 5xx, timeouts, dropped connections,
     malformed bodies) are retried inside the hook (``retry_limit``) and then, with back-off, by the
