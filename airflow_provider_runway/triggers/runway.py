@@ -23,6 +23,8 @@ from airflow_provider_runway.hooks.runway import RunwayHook, backoff_delay
 NOT_FOUND_GRACE_SECONDS = 30.0
 #: Least time between two INFO progress lines of one wait.
 PROGRESS_LOG_INTERVAL = 30.0
+#: Time a status read may take past the deadline (the last read happens at the deadline).
+DEADLINE_READ_GRACE = 10.0
 #: Longest pause between two polls after consecutive transient errors.
 MAX_ERROR_BACKOFF = 60.0
 
@@ -150,6 +152,7 @@ class _Wait:
         self.started = time.monotonic()
         self.errors = 0
         self.last: RunwayTask | None = None
+        self.family = TaskFamily(trigger.family)
         self.last_log = 0.0  # first progress line after PROGRESS_LOG_INTERVAL: short waits stay quiet
 
     def elapsed(self) -> float:
@@ -173,11 +176,26 @@ class _Wait:
                 return self.timeout()
             await self.sleep(pause)
 
+    async def read(self) -> RunwayTask:
+        """Read the task; the hook's own retries (Retry-After can be long) may not outlast the deadline much."""
+        read = self.hook.aget_task(self.trigger.runway_task_id, self.family)
+        remaining = self.remaining()
+        if remaining == float("inf"):
+            return await read
+        limit = max(remaining, 0.0) + DEADLINE_READ_GRACE
+        timeout = getattr(asyncio, "timeout", None)
+        if timeout is None:  # Python 3.10
+            return await asyncio.wait_for(read, timeout=limit)
+        async with timeout(limit):  # no extra task per poll, unlike wait_for
+            return await read
+
     async def poll(self) -> tuple[dict[str, Any] | None, float]:
         """One status read: a final event, or ``None`` and the pause before the next read."""
         trigger = self.trigger
         try:
-            task = await self.hook.aget_task(trigger.runway_task_id, trigger.family)
+            task = await self.read()
+        except asyncio.TimeoutError:
+            return self.timeout(), 0  # the hook was still retrying when the deadline passed
         except RunwayNotFoundError as error:
             if self.last is None and self.elapsed() < NOT_FOUND_GRACE_SECONDS:
                 self.log.info("Runway task %s is not visible yet (404); polling again", trigger.runway_task_id)

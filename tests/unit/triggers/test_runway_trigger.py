@@ -38,6 +38,9 @@ RUNNING = task(TaskStatus.RUNNING, raw_state="generating")
 SUCCESS = task(TaskStatus.SUCCEEDED, raw_state="success", video_url="https://cdn.test/v.mp4")
 
 
+HANG = Exception("hang")
+
+
 class FakeHook:
     """Answers aget_task from a script; the last entry repeats. Counts polls and context entries."""
 
@@ -58,6 +61,8 @@ class FakeHook:
         assert (task_id, family) == ("t-1", "runway")
         self.polls += 1
         item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if item is HANG:  # like a hook still honouring a long Retry-After
+            await asyncio.sleep(3600)
         if isinstance(item, Exception):
             raise item
         return item
@@ -199,6 +204,15 @@ async def test_timeout(monkeypatch):
     assert event["status"] == "timeout"
     assert "t-1" in event["message"] and "waited" in event["message"] and " s " in event["message"]
     assert event["task"]["state"] == "running"
+
+
+@pytest.mark.asyncio
+async def test_a_read_still_retrying_at_the_deadline_ends_in_timeout(monkeypatch):
+    monkeypatch.setattr(trigger_module, "DEADLINE_READ_GRACE", 0.05)
+    hook = FakeHook(RUNNING, HANG)
+    event = await only_event(make_trigger(monkeypatch, hook, end_time=time.time() + 0.1))
+    assert event["status"] == "timeout" and event["task"]["state"] == "running"
+    assert (hook.entered, hook.exited) == (1, 1)
 
 
 @pytest.mark.asyncio
