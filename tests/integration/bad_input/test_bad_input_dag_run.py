@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +10,6 @@ from airflow.sdk import DAG
 
 from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayExtendOperator, RunwayGenerateOperator
 from airflow_provider_runway.simulator import SimulatorThread
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 # task id -> parameter its rendered value breaks
 BROKEN: dict[str, str] = {

@@ -21,6 +21,7 @@ from airflow_provider_runway.core import (
     RunwayError,
     RunwayProtocolError,
     RunwayRateLimitedError,
+    RunwayTransportError,
     RunwayUnavailableError,
 )
 from airflow_provider_runway.core.errors import MAX_QUOTED_BODY
@@ -150,3 +151,21 @@ def test_a_trigger_waits_at_least_retry_after_between_429s(fresh: Harness) -> No
     assert events[0]["status"] == "success"
     assert time.monotonic() - started >= 0.6
     assert fresh.counters()["faults_fired"].get("http429") == 2
+
+
+@pytest.mark.integration
+def test_a_slow_answer_is_cut_by_the_read_timeout_sync_and_async(fresh: Harness) -> None:
+    """With no retries left, a read slower than the read timeout fails as a transport error, not late."""
+    created = fresh.create_many(1, conn_id="runway_default")
+    task_id = created[0].task_id or ""
+    fresh.sim.inject_fault("record-detail", "slow", count=2, delay=3.0)
+    hook = fresh.hook("runway_faults", retry_limit=0)  # read_timeout 0.5 s in the connection
+    with pytest.raises(RunwayTransportError, match="Timeout"):
+        hook.get_task(task_id)
+
+    async def read() -> None:
+        async with hook:
+            await hook.aget_task(task_id)
+
+    with pytest.raises(RunwayTransportError, match="Timeout"):
+        asyncio.run(read())

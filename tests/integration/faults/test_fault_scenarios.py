@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.fault_scenarios import SCENARIOS, TASKS, Harness, count_leaks, run_scenario
+from bench.fault_scenarios import SCENARIOS, TASKS, Harness, bad_input_row, count_leaks, run_scenario
 
 
 @pytest.mark.integration
@@ -42,3 +42,13 @@ def test_every_issue_scenario_is_covered() -> None:
     names = " | ".join(SCENARIOS)
     assert [w for w in wanted if w not in names] == []
     assert TASKS >= 20
+
+
+@pytest.mark.integration
+def test_bad_input_row_is_clean(harness: Harness, capfd: pytest.CaptureFixture[str]) -> None:
+    """The script's bad-input row: every case fails naming its parameter, nothing reaches the simulator."""
+    result = bad_input_row(harness)
+    out, err = capfd.readouterr()
+    assert count_leaks(out, err) == 0
+    assert result.tasks >= 40
+    assert result.clean, result.explain()
