@@ -120,6 +120,17 @@ class TestSerialize:
         assert json.loads(json.dumps(kwargs)) == kwargs
         assert RunwayTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
 
+    def test_round_trip_through_airflows_trigger_table(self):
+        from importlib import import_module
+
+        from airflow.models.trigger import Trigger
+
+        trigger = RunwayTaskTrigger(task_id="t-1", family="aleph", end_time=1_900_000_000.0, first_poll_delay=2)
+        row = Trigger.from_object(trigger)
+        module, _, name = row.classpath.rpartition(".")
+        rebuilt = getattr(import_module(module), name)(**row.kwargs)
+        assert rebuilt.serialize() == trigger.serialize()
+
     def test_older_kwargs_still_load(self):
         old = {"task_id": "t-1", "family": "runway", "runway_conn_id": "runway_default", "poll_interval": 5.0}
         _, kwargs = RunwayTaskTrigger(**old).serialize()
