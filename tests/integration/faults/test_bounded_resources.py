@@ -169,3 +169,18 @@ def test_a_slow_answer_is_cut_by_the_read_timeout_sync_and_async(fresh: Harness)
 
     with pytest.raises(RunwayTransportError, match="Timeout"):
         asyncio.run(read())
+
+
+@pytest.mark.integration
+def test_an_absurd_retry_after_is_capped(fresh: Harness) -> None:
+    """A server asking for a day's pause gets at most MAX_RETRY_AFTER seconds, then the create goes through."""
+    from airflow_provider_runway.hooks.runway import MAX_RETRY_AFTER
+
+    fresh.sim.inject_fault("generate", "http429", count=1, retry_after=86400)
+    hook = fresh.hook("runway_default", retry_limit=2)
+    waits: list[float] = []
+    hook._sleep = waits.append  # recorded, not slept
+    assert hook.create_task(GenerateRequest(prompt="a cat"))
+    assert len(waits) == 1
+    assert 0 < waits[0] <= MAX_RETRY_AFTER
+    assert fresh.creations() == 1
