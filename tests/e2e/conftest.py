@@ -1,9 +1,10 @@
 """Real Airflow processes on loopback for the end-to-end tests.
 
-``airflow_stack`` runs ``airflow db migrate`` in a throwaway ``AIRFLOW_HOME`` on SQLite, then starts
+:class:`AirflowStack` runs ``airflow db migrate`` in a throwaway ``AIRFLOW_HOME`` on SQLite, then starts
 the api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate processes, each in
-its own process group with its log in the temp dir. Every process is torn down at the end, even on
-failure, and the tail of each log is printed when the test failed.
+its own process group with its log in the temp dir. The ``process_registry`` fixture tears every
+started process down at the end, even on failure, checks none survived, and prints the tail of each
+log when the test failed.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: The log servers would listen on every interface; the api-server reads the logs from disk anyway.
+COMPONENT_ARGS = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
 #: Worker slots of the LocalExecutor: fewer than the pool, so "deferred tasks hold no slot" is visible.
 EXECUTOR_PARALLELISM = 4
 LOG_TAIL_LINES = 60
@@ -227,8 +230,6 @@ class AirflowStack:
                 "AIRFLOW__API__PORT": str(self.api_port),
                 "AIRFLOW__API__SECRET_KEY": "e2e-only-api-secret-key",
                 "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-only-jwt-secret-" + "x" * 48,
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 # Manual runs only: unpausing must not add a scheduled run of the @daily example.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -268,7 +269,11 @@ class AirflowStack:
         self._restarts += bool(suffix)
         log_path = self.home / f"{component}{suffix}.log"
         process = ManagedProcess(
-            f"airflow {component}{suffix}", [str(BIN_DIR / "airflow"), component], log_path, self.env, self.home
+            f"airflow {component}{suffix}",
+            [str(BIN_DIR / "airflow"), component, *COMPONENT_ARGS.get(component, [])],
+            log_path,
+            self.env,
+            self.home,
         )
         self.components[component] = self.registry.add(process.start())
         return process
@@ -288,7 +293,7 @@ class AirflowStack:
         for name, process in self.components.items():
             assert process.alive(), f"airflow {name} exited:\n{process.tail()}"
 
-    def wait_healthy(self, timeout: float, triggerer_pid: int | None = None) -> None:
+    def wait_healthy(self, timeout: float) -> None:
         """Wait until the api-server answers and reports scheduler, dag-processor and triggerer healthy."""
 
         def healthy() -> bool:
@@ -297,7 +302,8 @@ class AirflowStack:
                 health = self.get("/api/v2/monitor/health")
             except (OSError, urllib.error.URLError):
                 return False
-            return all(health.get(part, {}).get("status") == "healthy" for part in ("scheduler", "triggerer"))
+            parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            return all(health.get(part, {}).get("status") == "healthy" for part in parts)
 
         wait_until(healthy, timeout, "the Airflow components to report healthy")
 

@@ -281,6 +281,9 @@ def test_nightly_batch_waits_deferred_survives_triggerer_kill_and_succeeds(
     tries = Counter(t["try_number"] for t in instances if t["task_id"] == MAPPED_TASK_ID)
     print(f"generate tasks by try number: {dict(tries)}")
     assert max(s.states.get("deferred", 0) for s in run.evidence.samples) == POOL_SLOTS  # the pool bound held
+    # The worker observables do see work when there is some: "no worker busy" above is not vacuous.
+    assert max(len(s.busy_workers) for s in run.evidence.samples) == EXECUTOR_PARALLELISM
+    assert max(len(s.task_processes) for s in run.evidence.samples) > 0
 
     counters = sim.counters()
     assert counters["tasks_created"] == {sim.account_label(API_KEY): len(PROMPTS)}
