@@ -1156,10 +1156,10 @@ def duplicate_triggers(h: Harness) -> ScenarioResult:
     return result
 
 
-@scenario("permanent outage: bounded retries")
+@scenario("permanent outage: triggers and creates give up")
 def permanent_outage(h: Harness) -> ScenarioResult:
     """Every create answers 455 and every read 500: each path gives up after a counted number of requests."""
-    result = ScenarioResult("permanent outage: bounded retries", tasks=h.tasks)
+    result = ScenarioResult("permanent outage: triggers and creates give up", tasks=h.tasks)
     from airflow_provider_runway.core import RunwayUnavailableError
 
     create_retries, read_retries, polls = 2, 2, 3
@@ -1260,6 +1260,36 @@ def download_caps(h: Harness) -> ScenarioResult:
         result.problems.append(f"the folder holds {len(stored)} videos or partial files, {len(kept)} expected")
     result.creations, result.expected_creations = h.creations(), h.tasks
     h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("permanent outage: sync operators give up")
+def permanent_outage_sync(h: Harness) -> ScenarioResult:
+    """Every status read answers 500: a waiting worker gives up after a counted number of reads.
+
+    It fails with a retryable error (an Airflow retry attaches to the same Runway task), never
+    with a new creation.
+    """
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from airflow_provider_runway.operators.runway import MAX_CONSECUTIVE_POLL_ERRORS
+
+    result = ScenarioResult("permanent outage: sync operators give up", tasks=h.tasks)
+    retries = 2
+    h.sim.inject_fault("record-detail", "http500", fraction=1.0)
+    operators = [generate_operator(i, runway_retry_limit=retries) for i in range(h.tasks)]
+    contexts = [operator_context(StateStore(Path(tempfile.mkdtemp()) / "state.json")) for _ in range(h.tasks)]
+    for index, outcome in enumerate(run_sync_operators(h, operators, contexts)):
+        retryable = isinstance(outcome, AirflowException) and not isinstance(outcome, AirflowFailException)
+        if retryable and "Could not read Runway task" in str(outcome):
+            result.failed_as_expected += 1
+        else:
+            result.problems.append(f"operator {index}: {type(outcome).__name__}: {str(outcome)[:160]}")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "record-detail", h.tasks * (retries + 1) * MAX_CONSECUTIVE_POLL_ERRORS, exact=True)
+    if h.requests("generate") != h.tasks:
+        result.problems.append(f"{h.requests('generate')} generate requests, {h.tasks} expected")
+    result.request_bound += f", generate={h.tasks}"
     return result
 
 
