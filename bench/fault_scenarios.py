@@ -1740,6 +1740,7 @@ class SecretsRun:
 
     states: dict[str, str]
     failures: list[str]
+    events: list[dict[str, Any]]
     stored_texts: list[str]
     airflow_home_bytes: dict[str, bytes]
     result: ScenarioResult
@@ -1783,6 +1784,25 @@ def _airflow_home_files() -> dict[str, bytes]:
     return files
 
 
+@contextlib.contextmanager
+def recorded_trigger_events(events: list[dict[str, Any]]) -> Iterator[None]:
+    """Record the payload of every event any :class:`RunwayTaskTrigger` yields (dag.test runs them in line)."""
+    from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+
+    original = RunwayTaskTrigger.run
+
+    async def run(self: Any) -> Any:
+        async for event in original(self):
+            events.append(dict(event.payload))
+            yield event
+
+    RunwayTaskTrigger.run = run  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        RunwayTaskTrigger.run = original  # type: ignore[method-assign]
+
+
 def run_secrets_dag(sim: Any, watch: LeakWatch) -> SecretsRun:
     """Run the secrets DAG once with ``dag.test()`` against ``sim`` (configured with the webhook key)."""
     env_names = ("AIRFLOW_CONN_RUNWAY_DEFAULT", "AIRFLOW_CONN_RUNWAY_BADKEY")
@@ -1793,11 +1813,13 @@ def run_secrets_dag(sim: Any, watch: LeakWatch) -> SecretsRun:
     sim.configure(api_keys=[API_KEY], webhook_hmac_key=WEBHOOK_KEY)
     inbox = CallbackInbox()
     failures: list[str] = []
+    events: list[dict[str, Any]] = []
     try:
         dag = build_secrets_dag(inbox, Path(tempfile.mkdtemp(prefix="runway-secrets-")), failures)
         serialize_dag(dag)
         started = time.monotonic()
-        dag_run = dag.test()
+        with recorded_trigger_events(events):
+            dag_run = dag.test()
         seconds = time.monotonic() - started
     finally:
         inbox.close()
@@ -1809,7 +1831,7 @@ def run_secrets_dag(sim: Any, watch: LeakWatch) -> SecretsRun:
                 os.environ[name] = value
     stored = _stored_texts(dag_run.dag_id, dag_run.run_id)
     states = _ti_states(dag_run.dag_id, dag_run.run_id)
-    watch.keep(*failures, *stored)
+    watch.keep(*failures, *stored, *events)
     result = ScenarioResult("secrets: whole DAG via dag.test()", tasks=len(SECRETS_EXPECTED), seconds=seconds)
     for task_id, wanted in SECRETS_EXPECTED.items():
         got = states.get(task_id)
@@ -1823,7 +1845,7 @@ def run_secrets_dag(sim: Any, watch: LeakWatch) -> SecretsRun:
     result.creations = int(counters["tasks_created"].get(sim.account_label(API_KEY), 0))
     result.expected_creations = 5  # generate x2, extend, aleph, timeout; the wrong key creates nothing
     result.requests = int(counters["requests_total"])
-    return SecretsRun(states, failures, stored, _airflow_home_files(), result)
+    return SecretsRun(states, failures, events, stored, _airflow_home_files(), result)
 
 
 def _ti_states(dag_id: str, run_id: str) -> dict[str, str]:
@@ -1871,7 +1893,7 @@ def secrets_row(h: Harness) -> ScenarioResult:
     h.fresh()
     with captured_fds() as output, watch.installed():
         run = run_secrets_dag(h.sim, watch)
-    everything = (*output, *watch.texts, *run.failures, *run.stored_texts)
+    everything = (*output, *watch.texts, *run.failures, *run.events, *run.stored_texts)
     run.result.keys_leaked = count_leaks(*everything, secrets=(*SECRETS, WRONG_API_KEY))
     run.result.keys_leaked += count_leaks_in_bytes(run.airflow_home_bytes)
     return run.result

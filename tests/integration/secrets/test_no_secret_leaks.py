@@ -63,6 +63,8 @@ def test_the_scanned_surfaces_are_live(secrets_run: tuple[SecretsRun, str, LeakW
     assert "Created Runway" in output  # the task log reached the captured output
     assert output.count("Pausing task as DEFERRED") >= 3  # generate, extend and timeout ran their triggers
     assert "Runway refused to create the task" in output + "".join(watch.texts)
+    statuses = sorted(event["status"] for event in run.events)
+    assert statuses.count("success") >= 2 and "timeout" in statuses  # trigger events were recorded
     failed = " | ".join(run.failures)
     assert "reject_tampered_callback: WebhookVerificationError" in failed
     assert "wrong_api_key:" in failed and "401" in failed
@@ -71,11 +73,14 @@ def test_the_scanned_surfaces_are_live(secrets_run: tuple[SecretsRun, str, LeakW
 
 @pytest.mark.integration
 @pytest.mark.parametrize("secret", ALL_SECRETS, ids=["api-key", "webhook-key", "wrong-api-key"])
-def test_no_secret_in_logs_or_exceptions(secrets_run: tuple[SecretsRun, str, LeakWatch], secret: str) -> None:
+def test_no_secret_in_logs_exceptions_or_trigger_events(
+    secrets_run: tuple[SecretsRun, str, LeakWatch], secret: str
+) -> None:
     run, output, watch = secrets_run
     assert count_leaks(output, secrets=(secret,)) == 0
     assert count_leaks(*watch.texts, secrets=(secret,)) == 0
     assert count_leaks(*run.failures, secrets=(secret,)) == 0
+    assert count_leaks(*run.events, secrets=(secret,)) == 0
 
 
 @pytest.mark.integration
