@@ -236,6 +236,8 @@ def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
     response = _as_mapping(record.get("response"))
     success_flag = record.get("successFlag")
     error_code = _text(record.get("errorCode"))
+    if error_code is not None and error_code.lstrip("0.") == "":  # "0" as a string is no error, like 0
+        error_code = None
     error_message = _text(record.get("errorMessage"))
     if _flag(success_flag):
         status = TaskStatus.SUCCEEDED

@@ -377,3 +377,27 @@ async def test_with_real_hook_over_mocked_http(monkeypatch):
     assert event["status"] == "failed"
     assert "Reached the limit for concurrent generations" in event["message"] and "400" in event["message"]
     assert API_KEY not in json.dumps(event)
+
+
+ALEPH_INFO = re.compile(rf"^{re.escape(BASE)}/api/v1/aleph/record-info\?taskId=a-1$")
+
+
+@pytest.mark.asyncio
+async def test_aleph_with_string_flags_waits_then_succeeds(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RUNWAY_DEFAULT", json.dumps({"conn_type": "runway", "host": BASE, "password": API_KEY})
+    )
+    running = {"taskId": "a-1", "successFlag": "0", "errorCode": "0", "errorMessage": None, "response": None}
+    done = {
+        "taskId": "a-1",
+        "successFlag": "1",
+        "errorCode": "0",
+        "response": json.dumps({"resultVideoUrl": "https://cdn.test/a.mp4"}),
+    }
+    with mock_aiohttp() as mocked:
+        mocked.get(ALEPH_INFO, payload=envelope(running))
+        mocked.get(ALEPH_INFO, payload=envelope(running))
+        mocked.get(ALEPH_INFO, payload=envelope(done))
+        event = await only_event(RunwayTaskTrigger(task_id="a-1", family="aleph", poll_interval=0.01))
+    assert event["status"] == "success", event
+    assert (event["family"], event["task"]["video_url"]) == ("aleph", "https://cdn.test/a.mp4")
