@@ -26,7 +26,7 @@ from airflow_provider_runway.core import (
 )
 from airflow_provider_runway.core.errors import MAX_QUOTED_BODY
 from airflow_provider_runway.hooks.runway import RunwayHook
-from bench.fault_scenarios import API_KEY, Harness, big_body_server
+from bench.fault_scenarios import API_KEY, RETRY_DELAY, Harness, big_body_server
 
 BODY_BYTES = 32 * 1024 * 1024
 #: Peak client memory while reading a huge error body (its cap is 64 KiB).
@@ -125,7 +125,10 @@ def test_a_permanent_500_storm_ends_after_a_counted_number_of_reads(fresh: Harne
         hook.get_task(created[0].task_id or "")
     assert fresh.requests("record-detail") == retry_limit + 1
     assert len(waits) == retry_limit
-    assert all(wait > 0 for wait in waits)
+    # Exponential with equal jitter: retry n waits within [d * 2**(n-1) / 2, d * 2**(n-1)].
+    for attempt, wait in enumerate(waits, start=1):
+        base = RETRY_DELAY * 2 ** (attempt - 1)
+        assert base / 2 <= wait <= base
 
 
 @pytest.mark.integration
@@ -184,3 +187,29 @@ def test_an_absurd_retry_after_is_capped(fresh: Harness) -> None:
     assert len(waits) == 1
     assert 0 < waits[0] <= MAX_RETRY_AFTER
     assert fresh.creations() == 1
+
+
+@pytest.mark.integration
+def test_a_trigger_backs_off_between_failed_reads_and_polls(fresh: Harness) -> None:
+    """Inside a poll the hook backs off exponentially; between failed polls the trigger does too.
+
+    retry_delay 0.1 s, 3 tries per poll, 3 polls: at least (0.05 + 0.1) x 3 within polls and
+    0.05 + 0.1 between them, 0.6 s in all (a lower bound: a sleep is never shorter), for exactly
+    nine reads.
+    """
+    created = fresh.create_many(1, conn_id="runway_default")
+    fresh.sim.inject_fault("record-detail", "http500", fraction=1.0)
+    trigger = fresh.trigger(
+        created[0].task_id or "",
+        "runway_default",
+        retry_limit=2,
+        retry_delay=0.1,
+        max_consecutive_errors=3,
+        poll_interval=0.01,
+    )
+    started = time.monotonic()
+    events = fresh.run_triggers([trigger])
+    assert events[0]["status"] == "error"
+    assert "3 consecutive failed status reads" in events[0]["message"]
+    assert time.monotonic() - started >= 0.6
+    assert fresh.requests("record-detail") == 9
