@@ -51,7 +51,40 @@ def get_provider_info() -> dict[str, Any]:
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_runway.hooks.runway.RunwayHook",
+                "hook-name": "Runway (KIE.ai)",
                 "connection-type": "runway",
+                "conn-fields": {
+                    "connect_timeout": {
+                        "label": "Connect timeout (s)",
+                        "schema": {"type": ["number", "null"], "default": 10},
+                    },
+                    "read_timeout": {
+                        "label": "Read timeout (s)",
+                        "schema": {"type": ["number", "null"], "default": 30},
+                    },
+                    "retry_limit": {
+                        "label": "Retries of a failed call",
+                        "schema": {"type": ["integer", "null"], "default": 5},
+                    },
+                    "retry_delay": {
+                        "label": "First retry delay (s)",
+                        "schema": {"type": ["number", "null"], "default": 1},
+                    },
+                    "webhook_hmac_key": {
+                        "label": "Webhook HMAC key",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                        "description": "Verifies X-Webhook-Signature on callbacks",
+                    },
+                    "max_prompt_length": {
+                        "label": "Longest prompt accepted",
+                        "schema": {"type": ["integer", "null"], "default": 1800},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "port"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {"host": "https://api.kie.ai (empty means this)", "password": "KIE.ai API key"},
+                },
             }
         ],
         "extra-links": ["airflow_provider_runway.links.runway.RunwayTaskLink"],
