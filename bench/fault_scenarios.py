@@ -971,9 +971,12 @@ def _tally_outcomes(result: ScenarioResult, outcomes: list[Any], expect: str = "
 
 
 def _not_found_first(reads: int) -> Rewrite:
+    """The first ``reads`` reads of each task answer 404, alternating KIE's two error styles."""
+
     def rewrite(path: str, query: Mapping[str, str], status: int, body: bytes, nth: int) -> Replaced:
         if path.endswith("record-detail") and 0 < nth <= reads:
-            return 200, envelope(None, 404, f"Task not found: {query.get('taskId', '')}"), "application/json"
+            http_status = 404 if nth % 2 else 200  # HTTP 404, or HTTP 200 with code 404 in the body
+            return http_status, envelope(None, 404, f"Task not found: {query.get('taskId', '')}"), "application/json"
         return None
 
     return rewrite
@@ -1054,6 +1057,24 @@ def read_bursts_with_failures(h: Harness) -> ScenarioResult:
         result.problems.append(f"{failed_remotely} remote failures: the mix did not happen")
     result.creations, result.expected_creations = h.creations(), h.tasks
     h.bound(result, "generate", h.tasks, exact=True)
+    return result
+
+
+@scenario("key revoked during the wait: no retry")
+def key_revoked(h: Harness) -> ScenarioResult:
+    """A 401 cannot heal by retrying: every wait ends at its first failed read, with a clear error."""
+    result = ScenarioResult("key revoked during the wait: no retry", tasks=h.tasks)
+    created = h.create_many(conn_id="runway_default")
+    _unexpected_create_errors(result, created)
+    h.sim.configure(api_keys=["-".join(("sk", "another", "account"))])  # our key is no longer accepted
+    before = h.requests("record-detail")
+    _tally_events(result, h.wait_all(_created_ids(created), "runway_default"), "error", "[401]")
+    reads = h.requests("record-detail") - before
+    if reads != h.tasks:
+        result.problems.append(f"{reads} reads after the key was revoked, {h.tasks} expected (one each)")
+    result.creations, result.expected_creations = h.creations(), h.tasks
+    h.bound(result, "generate", h.tasks, exact=True)
+    result.request_bound += f", reads={h.tasks}"
     return result
 
 
