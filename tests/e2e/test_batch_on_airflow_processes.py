@@ -69,6 +69,7 @@ class Evidence:
     """The observed timeline; only rows that changed are kept for the printed table."""
 
     started: float
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     samples: list[Sample] = field(default_factory=list)
     events: list[tuple[float, str]] = field(default_factory=list)
 
@@ -92,7 +93,12 @@ class Evidence:
         header = (
             f"{'t':>8} | {'generate task instances':<44} | {'simulator tasks':<40} | run/que/def | executor workers"
         )
-        lines = [header, "-" * len(header)]
+        legend = (
+            f"t: seconds since the run was triggered at {self.started_at:%Y-%m-%d %H:%M:%S} UTC; "
+            "run/que/def: the pool's running/queued/deferred slots; executor workers: LocalExecutor "
+            "worker processes running a workload, and task processes under them"
+        )
+        lines = [legend, header, "-" * len(header)]
         items: list[tuple[float, str]] = [(t, f"{t:7.1f}s | ** {what}") for t, what in self.events]
         previous = None
         for sample in self.samples:
