@@ -280,7 +280,9 @@ class AirflowStack:
 
     def kill_component(self, component: str) -> None:
         """SIGKILL a component's whole process group, as a crash would; it no longer counts as running."""
-        self.components.pop(component).kill_hard()
+        process = self.components.pop(component)
+        process.kill_hard()
+        wait_until(lambda: not process.group_members(), 10, f"every process of {component} to be gone", 0.1)
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
