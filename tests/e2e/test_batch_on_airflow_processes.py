@@ -52,6 +52,7 @@ class Sample:
     elapsed: float
     states: Counter[str]
     sim_states: dict[str, int]
+    sim_held: int
     pool: dict[str, int]
     busy_workers: list[str]
     task_processes: list[str]
@@ -59,9 +60,10 @@ class Sample:
     def row(self) -> str:
         states = " ".join(f"{k}={v}" for k, v in sorted(self.states.items()))
         sim = " ".join(f"{k}={v}" for k, v in sorted(self.sim_states.items()))
+        sim += f" (held {self.sim_held})" if self.sim_held else ""
         slots = "/".join(str(self.pool.get(k, "-")) for k in ("running_slots", "queued_slots", "deferred_slots"))
         workers = f"{len(self.busy_workers)}/{EXECUTOR_PARALLELISM} busy, {len(self.task_processes)} task procs"
-        return f"{self.elapsed:7.1f}s | {states:<44} | {sim:<40} | {slots:<11} | {workers}"
+        return f"{self.elapsed:7.1f}s | {states:<44} | {sim:<50} | {slots:<11} | {workers}"
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Evidence:
             elapsed=time.monotonic() - self.started,
             states=Counter(str(t["state"]) for t in instances if t["map_index"] >= 0),
             sim_states=dict(sim.counters()["tasks_by_state"]),
+            sim_held=sum(bool(task["held"]) for task in sim.tasks()),
             pool={k: v for k, v in stack.pool(POOL).items() if k.endswith("_slots")},
             busy_workers=stack.busy_workers(),
             task_processes=stack.task_processes(),
@@ -91,7 +94,7 @@ class Evidence:
 
     def table(self) -> str:
         header = (
-            f"{'t':>8} | {'generate task instances':<44} | {'simulator tasks':<40} | run/que/def | executor workers"
+            f"{'t':>8} | {'generate task instances':<44} | {'simulator tasks':<50} | run/que/def | executor workers"
         )
         legend = (
             f"t: seconds since the run was triggered at {self.started_at:%Y-%m-%d %H:%M:%S} UTC; "
@@ -102,7 +105,14 @@ class Evidence:
         items: list[tuple[float, str]] = [(t, f"{t:7.1f}s | ** {what}") for t, what in self.events]
         previous = None
         for sample in self.samples:
-            key = (sample.states, sample.sim_states, sample.pool, len(sample.busy_workers), len(sample.task_processes))
+            key = (
+                sample.states,
+                sample.sim_states,
+                sample.sim_held,
+                sample.pool,
+                len(sample.busy_workers),
+                len(sample.task_processes),
+            )
             if key != previous:
                 items.append((sample.elapsed, sample.row()))
             previous = key
@@ -121,6 +131,7 @@ def held_while_generating(sample: Sample, wave: int) -> bool:
         and sample.states.get("success", 0) == done
         and sample.states.get("scheduled", 0) == len(PROMPTS) - POOL_SLOTS - done
         and sample.sim_states.get("generating", 0) == POOL_SLOTS
+        and sample.sim_held == POOL_SLOTS  # past their natural end: only the pause keeps them generating
     )
 
 
@@ -199,9 +210,11 @@ class BatchRun:
         """SIGKILL the triggerer mid-wait, start a new one; return seconds until it polls the held tasks."""
         self.stack.kill_component("triggerer")
         self.evidence.mark("triggerer killed (SIGKILL to its process group)")
-        time.sleep(2)
+        polls_at_kill = record_detail_reads(self.sim)
+        time.sleep(3)
         polls_at_restart = record_detail_reads(self.sim)
-        assert held_while_generating(self.observe(), 0)  # nothing failed with the triggerer
+        assert polls_at_restart == polls_at_kill  # only the triggerer polls: no worker took the waits over
+        assert held_while_generating(self.observe(), 0)  # and nothing failed with the triggerer
         started = time.monotonic()
         self.stack.start_component("triggerer")
         self.evidence.mark("new triggerer started")
