@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import math
 import resource
 import time
@@ -77,13 +78,18 @@ class LoopLagProbe:
 
     interval: float = 0.05
     samples: list[float] = field(default_factory=list)
+    #: Seconds since :meth:`start` at which each sample was taken.
+    stamps: list[float] = field(default_factory=list)
     _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     async def _tick(self) -> None:
+        origin = time.monotonic()
         while True:
             started = time.monotonic()
             await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, time.monotonic() - started - self.interval))
+            woke = time.monotonic()
+            self.samples.append(max(0.0, woke - started - self.interval))
+            self.stamps.append(woke - origin)
 
     def start(self) -> None:
         """Start ticking in the running loop."""
@@ -97,13 +103,14 @@ class LoopLagProbe:
                 await self._task
             self._task = None
 
-    def summary(self) -> dict[str, float]:
-        """p50, p99 and max lag in milliseconds, and the number of samples."""
+    def summary(self, after: float = 0.0) -> dict[str, float]:
+        """p50, p99 and max lag in milliseconds, and the number of samples, of samples taken ``after`` s on."""
+        samples = [lag for lag, stamp in zip(self.samples, self.stamps, strict=True) if stamp >= after]
         return {
-            "p50_ms": percentile(self.samples, 50) * 1000,
-            "p99_ms": percentile(self.samples, 99) * 1000,
-            "max_ms": max(self.samples, default=math.nan) * 1000,
-            "samples": float(len(self.samples)),
+            "p50_ms": percentile(samples, 50) * 1000,
+            "p99_ms": percentile(samples, 99) * 1000,
+            "max_ms": max(samples, default=math.nan) * 1000,
+            "samples": float(len(samples)),
         }
 
 
@@ -125,3 +132,34 @@ def current_rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+@dataclass
+class GcPauses:
+    """Records how long each cyclic garbage collection takes, by generation (a source of loop lag)."""
+
+    pauses: dict[int, list[float]] = field(default_factory=lambda: {0: [], 1: [], 2: []})
+    _started: float = field(default=0.0, init=False, repr=False)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def start(self) -> None:
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def summary(self) -> dict[str, float]:
+        """Collections of the oldest generation, their longest pause and the total time in GC (ms)."""
+        every = [p for pauses in self.pauses.values() for p in pauses]
+        return {
+            "gen2_count": float(len(self.pauses[2])),
+            "gen2_max_ms": max(self.pauses[2], default=0.0) * 1000,
+            "max_ms": max(every, default=0.0) * 1000,
+            "total_ms": sum(every) * 1000,
+        }

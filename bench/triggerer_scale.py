@@ -21,8 +21,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +34,7 @@ from typing import Any
 
 from bench.common import OUT, SimPhases, SimProcess, connection_env, create_tasks, raise_nofile, run_worker
 from bench.stats import (
+    GcPauses,
     LoopLagProbe,
     cpu_seconds,
     current_rss_mb,
@@ -187,18 +190,21 @@ async def _guarded(wait: WaitFn, task_id: str, delay: float, end_time: float) ->
 
 
 def _waiter(plan: WaitPlan) -> tuple[WaitFn, Callable[[], Awaitable[None]] | None]:
-    """The wait coroutine of the plan's variant (imports done here, outside the measurement)."""
+    """The wait coroutine of the plan's variant.
+
+    Every variant first imports what a triggerer process holds anyway (Airflow's task SDK and this
+    provider's trigger), so all three run on the same heap: the garbage collector walks the same
+    objects, and the figures differ only by the way of waiting. Imports stay outside the measurement.
+    """
+    import airflow.sdk  # noqa: F401
+
+    import airflow_provider_runway.triggers.runway  # noqa: F401
+
     if plan.variant == "floor":
         return _floor_factory(plan)
     if plan.variant == "ours":
-        import airflow_provider_runway.triggers.runway
-
         return functools.partial(_wait_ours, plan), None
     if plan.variant == "pattern":
-        import airflow.sdk  # noqa: F401
-
-        import airflow_provider_runway.hooks.runway  # noqa: F401
-
         return functools.partial(_wait_pattern, plan), None
     raise ValueError(f"unknown variant {plan.variant!r}")
 
@@ -211,8 +217,11 @@ async def run_plan(plan: WaitPlan) -> dict[str, Any]:
     whatever the variant's start-up cost. CPU, RSS and lag cover the waits only.
     """
     wait, close = _waiter(plan)
+    if os.environ.get("BENCH_GC_FREEZE"):  # diagnostic: keep the import-time heap out of every collection
+        gc.freeze()
     task_ids = await create_tasks(plan.url, plan.count, spread=plan.stagger)
-    probe = LoopLagProbe()
+    probe, gc_pauses = LoopLagProbe(), GcPauses()
+    gc_pauses.start()
     rss_before = current_rss_mb()
     cpu_before = cpu_seconds()
     started = time.time()
@@ -225,6 +234,7 @@ async def run_plan(plan: WaitPlan) -> dict[str, Any]:
     cpu = cpu_seconds() - cpu_before
     wall = time.time() - started
     await probe.stop()
+    gc_pauses.stop()
     if close is not None:
         await close()
     return {
@@ -235,6 +245,9 @@ async def run_plan(plan: WaitPlan) -> dict[str, Any]:
         "rss_before_mb": rss_before,
         "rss_peak_mb": peak_rss_mb(),
         "lag": probe.summary(),
+        # Past the start-up: every wait has started and made its first poll.
+        "lag_steady": probe.summary(after=plan.stagger + plan.first_poll_delay + plan.poll_interval),
+        "gc": gc_pauses.summary(),
         "outcomes": outcomes,
     }
 
@@ -276,6 +289,9 @@ class Row:
     latency_p99_s: float
     lag_p99_ms: float
     lag_max_ms: float
+    lag_steady_p99_ms: float
+    gc_max_ms: float
+    gc_total_ms: float
     errors: int
     sim_cpu_s: float
     error_samples: list[str] = field(default_factory=list)
@@ -365,6 +381,9 @@ def _row(
         latency_p99_s=percentile(latencies, 99),
         lag_p99_ms=result["lag"]["p99_ms"],
         lag_max_ms=result["lag"]["max_ms"],
+        lag_steady_p99_ms=result["lag_steady"]["p99_ms"],
+        gc_max_ms=result["gc"]["max_ms"],
+        gc_total_ms=result["gc"]["total_ms"],
         errors=len(failures) + (n - len(outcomes)),
         sim_cpu_s=sim_cpu,
         error_samples=failures[:5],
@@ -385,6 +404,8 @@ def scale_table(rows: Sequence[Row]) -> str:
         "detect p99 s",
         "lag p99 ms",
         "lag max ms",
+        "lag p99 steady",
+        "GC max ms",
         "errors",
         "sim CPU s",
     ]
@@ -402,6 +423,8 @@ def scale_table(rows: Sequence[Row]) -> str:
             fmt(r.latency_p99_s),
             fmt(r.lag_p99_ms, 1),
             fmt(r.lag_max_ms, 1),
+            fmt(r.lag_steady_p99_ms, 1),
+            fmt(r.gc_max_ms, 1),
             fmt(r.errors),
             fmt(r.sim_cpu_s),
         ]
@@ -472,17 +495,18 @@ def plot(rows: Sequence[Row], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (cpu_ax, mem_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = {"floor": "tab:gray", "ours": "tab:blue", "pattern": "tab:red"}
     for variant in VARIANTS:
         points = sorted((r.n, r.cpu_per_kwm, r.rss_peak_mb, r.rss_growth_mb) for r in rows if r.variant == variant)
         if not points:
             continue
-        ns = [p[0] for p in points]
-        cpu_ax.plot(ns, [p[1] for p in points], marker="o", label=variant)
-        mem_ax.plot(ns, [p[2] for p in points], marker="o", label=f"{variant} peak")
-        mem_ax.plot(ns, [p[3] for p in points], marker=".", linestyle="--", label=f"{variant} growth")
-    cpu_ax.set(xscale="log", xlabel="concurrent waits (N)", ylabel="CPU s per 1,000 wait-minutes")
+        ns, color = [p[0] for p in points], colors[variant]
+        cpu_ax.plot(ns, [p[1] for p in points], marker="o", color=color, label=variant)
+        mem_ax.plot(ns, [p[2] for p in points], marker="o", color=color, label=f"{variant}: peak RSS")
+        mem_ax.plot(ns, [p[3] for p in points], marker=".", linestyle="--", color=color, label=f"{variant}: growth")
+    cpu_ax.set(xscale="log", xlabel="concurrent waits (N)", ylabel="CPU s per 1,000 wait-minutes", ylim=(0, None))
     cpu_ax.set_title("Client CPU")
-    mem_ax.set(xscale="log", xlabel="concurrent waits (N)", ylabel="MiB")
+    mem_ax.set(xscale="log", xlabel="concurrent waits (N)", ylabel="MiB", ylim=(0, None))
     mem_ax.set_title("Client memory (peak RSS; growth during the waits)")
     for ax in (cpu_ax, mem_ax):
         ax.grid(True, which="both", alpha=0.3)
@@ -495,6 +519,7 @@ def plot(rows: Sequence[Row], path: Path) -> None:
 def orchestrate(args: argparse.Namespace) -> int:
     profile = QUICK if args.quick else FULL
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else profile.sizes
+    variants = [v for v in VARIANTS if v in args.variants.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
     raise_nofile()
     phases = profile.phases
@@ -509,7 +534,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     with SimProcess(phases, log_path=OUT / "sim.log") as sim:
         print(f"runway-sim at {sim.url} (pid {sim.pid})", flush=True)
         for n in sizes:
-            for variant in VARIANTS:
+            for variant in variants:
                 row = measure(sim, profile, n, variant)
                 rows.append(row)
                 print(
@@ -551,6 +576,7 @@ def orchestrate(args: argparse.Namespace) -> int:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", help="comma-separated numbers of concurrent waits (default 100,1000,5000)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of floor,ours,pattern")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, time-scale 0.1, 1 s polls")
     parser.add_argument("--no-smart", action="store_true", help="skip the smart-polling comparison")
     parser.add_argument("--no-submission", action="store_true", help="skip the submission-overhead comparison")
