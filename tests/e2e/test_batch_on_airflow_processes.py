@@ -2,12 +2,16 @@
 
 What it shows, on a real scheduler, dag-processor, triggerer and api-server (LocalExecutor, SQLite):
 
-* while the simulator holds the generations in ``generating``, the mapped task instances are
-  ``deferred`` and no LocalExecutor worker is busy; the pool of 10 slots counts them (the other
-  prompts wait ``scheduled`` for a slot, so the account never sees more than 10 generations);
+* the pool of 10 slots counts deferred tasks, so the 20 prompts run in two waves of 10 and the
+  account never sees more than 10 generations at once (the other prompts wait ``scheduled``);
+* while the simulator holds a wave in ``generating``, its 10 task instances are ``deferred``, no
+  LocalExecutor worker runs anything and no task process exists, and only the triggerer polls;
 * a triggerer killed with SIGKILL mid-wait and started again picks the waits up, and the run
   still ends with every task succeeded;
 * the simulator counted exactly one creation per prompt, and one MP4 per prompt is on disk.
+
+Each wave is released only after its workers went idle: Airflow 3.3.2 fails a task whose trigger
+fires before the scheduler processed the worker's defer-exit event (apache/airflow#67287, #72716).
 
 It prints its timings and a table of the states it observed (the evidence for the issue).
 """
@@ -157,7 +161,7 @@ def start_stack(registry: ProcessRegistry, tmp: Path, sim_url: str, output_dir: 
             "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(connection),
             "RUNWAY_POLL_INTERVAL": "0.5",
             "RUNWAY_OUTPUT_DIR": f"file://{output_dir}/",
-            # The example retries twice; a retry must attach to its generation, not wait 5 minutes.
+            # The example retries twice; should a retry happen, it comes within the test's time bound.
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
         },
     )
