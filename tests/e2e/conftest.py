@@ -19,8 +19,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,11 +339,11 @@ class AirflowStack:
         return dict(wait_until(parsed, timeout, f"DAG {dag_id} to be parsed"))
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}/taskInstances?limit=100"
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=100"
         return list(self.get(path)["task_instances"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}"))
+        return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
 
     def pool(self, name: str) -> dict[str, Any]:
         return dict(self.get(f"/api/v2/pools/{name}"))
@@ -382,16 +383,18 @@ class AirflowStack:
         ]
 
 
+_FAILED_KEY = pytest.StashKey[bool]()
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember a failed setup or call, so teardown knows to print the process logs."""
     report = yield
-    item.stash.setdefault(_FAILED_KEY, False)
     if report.failed:
         item.stash[_FAILED_KEY] = True
     return report
-
-
-_FAILED_KEY = pytest.StashKey[bool]()
 
 
 @pytest.fixture(autouse=True)

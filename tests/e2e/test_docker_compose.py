@@ -101,6 +101,7 @@ def test_airflow_services_build_one_image_with_this_package(by_role: dict[str, t
     builds = {role: (by_role[role][1].get("build"), by_role[role][1].get("image")) for role in AIRFLOW_ROLES}
     assert len(set(map(str, builds.values()))) == 1, builds
     build, _ = next(iter(builds.values()))
+    assert build, "the Airflow services do not build the image"
     context = REPO_ROOT / (build if isinstance(build, str) else build.get("context", "."))
     dockerfile = context / ("Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile"))
     text = dockerfile.read_text()
