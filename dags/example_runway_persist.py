@@ -12,6 +12,7 @@ connection decides which. The destination is the ``output_dir`` param (any ``Obj
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, cast
 
@@ -47,6 +48,7 @@ with DAG(
     @task
     def report(result: dict[str, Any]) -> str:
         """Print the stored video's location for the person who ran the DAG."""
+        print("Runway result:\n" + json.dumps(result, indent=2, sort_keys=True))
         print(f"Runway task {result['task_id']} {result['state']}: stored video at {result['video_path']}")
         return str(result["video_path"])
 
