@@ -424,15 +424,10 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         return failure
 
     def _download(self, result: dict[str, Any], destination: str | ObjectStoragePath) -> dict[str, Any]:
-        try:
-            from airflow_provider_runway.storage import persist_task_result
-        except ModuleNotFoundError as err:
-            if err.name != "airflow_provider_runway.storage":
-                raise
-            raise AirflowFailException(
-                "download_to needs airflow_provider_runway.storage, which this installation lacks"
-            ) from err
-        return persist_task_result(result, destination, hook=self.hook)
+        # Imported here: storage pulls in fsspec-backed ObjectStoragePath, needed only with download_to.
+        from airflow_provider_runway.operators.download import persist_or_fail
+
+        return persist_or_fail(result, destination, hook=self.hook)
 
     def on_kill(self) -> None:
         if self.runway_task_id:

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
-import types
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
@@ -25,6 +23,7 @@ from airflow_provider_runway.core import (
     TaskFamily,
     TaskStatus,
 )
+from airflow_provider_runway.operators import download as download_module
 from airflow_provider_runway.operators.runway import (
     RESULT_KEYS,
     RunwayAlephOperator,
@@ -447,13 +446,11 @@ def test_download_to_merges_persisted_paths(
 ) -> None:
     calls: list[tuple[Any, ...]] = []
 
-    def persist_task_result(task: Any, destination: Any, *, hook: Any) -> dict[str, Any]:
+    def persist_or_fail(task: Any, destination: Any, *, hook: Any) -> dict[str, Any]:
         calls.append((task["task_id"], destination, hook))
         return {"video_path": "/data/task-1.mp4", "video_size": 10, "thumbnail_path": None, "thumbnail_size": None}
 
-    fake = types.ModuleType("airflow_provider_runway.storage")
-    fake.persist_task_result = persist_task_result  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "airflow_provider_runway.storage", fake)
+    monkeypatch.setattr(download_module, "persist_or_fail", persist_or_fail)
     result = attach(generate(download_to="/data"), hook).execute(context)
     assert calls == [("task-1", "/data", hook)]
     assert result["video_path"] == "/data/task-1.mp4"
@@ -463,13 +460,12 @@ def test_download_to_merges_persisted_paths(
 def test_download_to_is_not_called_on_failure(
     hook: mock.MagicMock, context: dict[str, Any], monkeypatch: pytest.MonkeyPatch, make_task: Any
 ) -> None:
-    fake = types.ModuleType("airflow_provider_runway.storage")
-    fake.persist_task_result = mock.MagicMock()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "airflow_provider_runway.storage", fake)
+    persist = mock.MagicMock()
+    monkeypatch.setattr(download_module, "persist_or_fail", persist)
     hook.get_task.return_value = make_task(status=TaskStatus.FAILED, fail_message="nope")
     with pytest.raises(AirflowFailException):
         attach(generate(download_to="/data"), hook).execute(context)
-    fake.persist_task_result.assert_not_called()  # type: ignore[attr-defined]
+    persist.assert_not_called()
 
 
 def test_on_kill_logs_that_the_remote_task_continues(hook: mock.MagicMock, context: dict[str, Any]) -> None:
