@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
@@ -38,8 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--durations", default=",".join(map(str, defaults.durations)), help="accepted durations")
     parser.add_argument("--video-size-bytes", type=int, default=None, help="pad served MP4 files to this size")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of task ids, jitter and failures (default: a fresh random seed, so a restarted "
+        "simulator never reissues the ids of an earlier run)",
+    )
     for field in dataclasses.fields(SimulatorConfig):
-        if field.name in _SPECIAL:
+        if field.name in _SPECIAL or field.name == "seed":
             continue
         value = getattr(defaults, field.name)
         parser.add_argument(_flag(field.name), type=type(value), default=value, help=field.name.replace("_", " "))
@@ -49,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     values: dict[str, Any] = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimulatorConfig)}
     values["api_keys"] = tuple(args.api_keys)
+    if values["seed"] is None:
+        values["seed"] = secrets.randbelow(2**31)
     values["durations"] = tuple(int(part) for part in str(args.durations).split(",") if part.strip())
     return SimulatorConfig(**values)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from airflow_provider_runway.simulator.cli import build_parser, config_from_args
@@ -114,5 +116,12 @@ def test_cli_flags_reach_the_config():
     assert cfg.generating_jitter == 3.0
 
 
-def test_cli_defaults_are_the_config_defaults():
-    assert config_from_args(build_parser().parse_args([])) == SimulatorConfig()
+def test_cli_defaults_are_the_config_defaults_but_a_fresh_seed():
+    config = config_from_args(build_parser().parse_args([]))
+    assert dataclasses.replace(config, seed=SimulatorConfig().seed) == SimulatorConfig()
+
+
+def test_restarted_cli_simulators_do_not_reuse_task_ids():
+    seeds = {config_from_args(build_parser().parse_args([])).seed for _ in range(5)}
+    assert len(seeds) > 1
+    assert config_from_args(build_parser().parse_args(["--seed", "7"])).seed == 7
