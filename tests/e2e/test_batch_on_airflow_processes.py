@@ -42,7 +42,8 @@ DAG_FILE = "example_runway_nightly_batch.py"
 MAPPED_TASK_ID = "generate"
 POOL = "runway_generations"
 POOL_SLOTS = 10
-API_KEY = "e2e-key"
+# Distinctive, and built at run time so that no file holds it unless something leaked it.
+API_KEY = "-".join(["sk", "e2e", "LEAKCHECK", "5b8e1d"])
 PROMPTS = [f"E2E shot {n}: a paper boat on a still pond, slow dolly in, overcast light" for n in range(1, 21)]
 RUN_ID = "e2e_nightly_batch"
 GENERATING_SECONDS = 3.0  # the simulator's generating phase (time_scale 1)
@@ -149,6 +150,21 @@ def held_while_generating(sample: Sample, wave: int) -> bool:
         and sample.sim_states.get("generating", 0) == POOL_SLOTS
         and sample.sim_held == POOL_SLOTS
     )
+
+
+def scan_for_secret(root: Path, secret: str) -> tuple[int, list[str]]:
+    """Count the task log files under ``root`` and list every file (logs, DB, outputs) holding ``secret``."""
+    needle = secret.encode()
+    task_logs = 0
+    leaking: list[str] = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path.suffix in (".mp4", ".png"):
+            continue
+        if "dag_id=" in str(path) and path.suffix == ".log":
+            task_logs += 1
+        if needle in path.read_bytes():
+            leaking.append(str(path.relative_to(root)))
+    return task_logs, leaking
 
 
 def start_stack(registry: ProcessRegistry, tmp: Path, sim_url: str, output_dir: Path) -> AirflowStack:
@@ -326,6 +342,11 @@ def test_nightly_batch_waits_deferred_survives_triggerer_kill_and_succeeds(
     assert counters["tasks_created"] == {sim.account_label(API_KEY): len(PROMPTS)}
     assert counters["requests"]["generate"] == len(PROMPTS)  # one creation per prompt, none after the kill
     assert counters["tasks_by_state"] == {"success": len(PROMPTS)}
+
+    # The real task, triggerer, scheduler and dag-processor logs (and the metadata DB) never hold the key.
+    task_logs, leaking = scan_for_secret(e2e_tmp, API_KEY)
+    assert task_logs > 0, "no task log files were written: the scan would prove nothing"
+    assert leaking == []
 
     videos = sorted((output_dir / "batch" / logical_date.strftime("%Y%m%d")).glob("*.mp4"))
     assert len(videos) == len(PROMPTS), [str(v) for v in videos]
