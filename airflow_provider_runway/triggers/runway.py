@@ -167,6 +167,25 @@ class _Wait:
         await asyncio.sleep(max(0.0, min(seconds, self.remaining())))
 
     async def run(self) -> dict[str, Any]:
+        """Poll until an event; a read still retrying (Retry-After can be long) ends at the deadline plus a grace.
+
+        One timer guards the whole wait rather than one per read: sleeps never pass the deadline,
+        so it can only fire during a read, and thousands of waits keep the loop's timer heap small.
+        """
+        remaining = self.remaining()
+        if remaining == float("inf"):
+            return await self.loop()
+        limit = max(remaining, 0.0) + DEADLINE_READ_GRACE
+        try:
+            timeout = getattr(asyncio, "timeout", None)
+            if timeout is None:  # Python 3.10
+                return await asyncio.wait_for(self.loop(), timeout=limit)
+            async with timeout(limit):
+                return await self.loop()
+        except asyncio.TimeoutError:
+            return self.timeout()  # the hook was still retrying when the deadline passed
+
+    async def loop(self) -> dict[str, Any]:
         await self.sleep(self.trigger.first_poll_delay)
         while True:
             event, pause = await self.poll()
@@ -177,25 +196,13 @@ class _Wait:
             await self.sleep(pause)
 
     async def read(self) -> RunwayTask:
-        """Read the task; the hook's own retries (Retry-After can be long) may not outlast the deadline much."""
-        read = self.hook.aget_task(self.trigger.runway_task_id, self.family)
-        remaining = self.remaining()
-        if remaining == float("inf"):
-            return await read
-        limit = max(remaining, 0.0) + DEADLINE_READ_GRACE
-        timeout = getattr(asyncio, "timeout", None)
-        if timeout is None:  # Python 3.10
-            return await asyncio.wait_for(read, timeout=limit)
-        async with timeout(limit):  # no extra task per poll, unlike wait_for
-            return await read
+        return await self.hook.aget_task(self.trigger.runway_task_id, self.family)
 
     async def poll(self) -> tuple[dict[str, Any] | None, float]:
         """One status read: a final event, or ``None`` and the pause before the next read."""
         trigger = self.trigger
         try:
             task = await self.read()
-        except asyncio.TimeoutError:
-            return self.timeout(), 0  # the hook was still retrying when the deadline passed
         except RunwayNotFoundError as error:
             if self.last is None and self.elapsed() < NOT_FOUND_GRACE_SECONDS:
                 self.log.info("Runway task %s is not visible yet (404); polling again", trigger.runway_task_id)
