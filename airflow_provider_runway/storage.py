@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from airflow.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import RunwayError, RunwayNotFoundError, RunwayResultExpiredError

@@ -931,7 +931,7 @@ def run_sync_operators(h: Harness, operators: list[Any], contexts: list[dict[str
 
 def run_deferred_operators(h: Harness, operators: list[Any], contexts: list[dict[str, Any]]) -> list[Any]:
     """The deferrable path: ``execute`` until it defers, run every trigger in one loop, then resume."""
-    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.providers.common.compat.sdk import TaskDeferred
 
     deferred: list[tuple[int, Any]] = []
     outcomes: list[Any] = [None] * len(operators)
@@ -955,7 +955,7 @@ def run_deferred_operators(h: Harness, operators: list[Any], contexts: list[dict
 
 
 def _tally_outcomes(result: ScenarioResult, outcomes: list[Any], expect: str = "success", reason: str = "") -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     for index, outcome in enumerate(outcomes):
         if expect == "success" and isinstance(outcome, dict) and outcome.get("state") == "succeeded":
@@ -1026,7 +1026,7 @@ def read_bursts_with_failures(h: Harness) -> ScenarioResult:
     Half the operators wait in the trigger, half in the worker. The simulator is the oracle: a task
     it failed must end as a failure naming the reason, every other task must succeed.
     """
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowFailException
 
     from airflow_provider_runway.links.runway import RUNWAY_TASK_ID_XCOM_KEY
     from airflow_provider_runway.simulator.engine import RANDOM_FAILURE
@@ -1299,7 +1299,7 @@ def permanent_outage_sync(h: Harness) -> ScenarioResult:
     It fails with a retryable error (an Airflow retry attaches to the same Runway task), never
     with a new creation.
     """
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
     from airflow_provider_runway.operators.runway import MAX_CONSECUTIVE_POLL_ERRORS
 
@@ -1552,8 +1552,7 @@ def _bad_input_outcome(kind: str, kwargs: dict[str, Any], params: dict[str, Any]
     """Build (and, for templated cases, render and execute) one bad configuration; ``None`` when it failed right."""
     import datetime
 
-    from airflow.sdk import DAG
-    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
     from airflow_provider_runway.core import RunwayParameterError
 
@@ -1663,7 +1662,7 @@ def build_secrets_dag(inbox: CallbackInbox, download_dir: Path, failures: list[s
     """Every operator, sync and deferrable, success and failure paths, and webhook verification."""
     import datetime
 
-    from airflow.sdk import DAG, XComArg, task
+    from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
     from airflow_provider_runway.callbacks import verify_runway_callback
     from airflow_provider_runway.operators.runway import (

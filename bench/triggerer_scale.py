@@ -152,7 +152,7 @@ def _floor_factory(plan: WaitPlan) -> tuple[WaitFn, Callable[[], Awaitable[None]
 async def _wait_pattern(plan: WaitPlan, task_id: str, end_time: float) -> Outcome:
     """Like dbt Cloud's trigger and ``HttpSensorTrigger``: look-up and new session on every poll."""
     import aiohttp
-    from airflow.sdk import BaseHook
+    from airflow.providers.common.compat.sdk import BaseHook
 
     from airflow_provider_runway.core.errors import parse_envelope
     from airflow_provider_runway.core.results import parse_record

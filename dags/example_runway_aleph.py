@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, XComArg, task
+from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
 from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayGenerateOperator
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import DAG, XComArg
+from airflow.providers.common.compat.sdk import DAG, XComArg
 
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 

@@ -17,7 +17,7 @@ import os
 from typing import Any, cast
 
 import pendulum
-from airflow.sdk import DAG, Param, task
+from airflow.providers.common.compat.sdk import DAG, Param, task
 
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 

@@ -792,7 +792,7 @@ async def _aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
 
 def _mask(secret: str) -> None:
     try:
-        from airflow.sdk.log import mask_secret
+        from airflow.providers.common.compat.sdk import mask_secret
     except ImportError:  # pragma: no cover - older task SDK
         return
     mask_secret(secret)

@@ -1,20 +1,31 @@
 """Resume support for Airflow versions without ``task_state_store`` (before 3.3).
 
-Airflow 3.3 ships :class:`airflow.sdk.ResumableJobMixin`, which keeps the remote job id in the task
-instance's ``task_state_store`` so a retry attaches to the job instead of submitting it again. On
-older versions this stand-in offers the same interface and keeps the id in an Airflow Variable keyed
-by DAG id, run id, task id and map index, deleted once the task succeeds.
+Airflow 3.3 ships ``ResumableJobMixin``, which keeps the remote job id in the task instance's
+``task_state_store`` so a retry attaches to the job instead of submitting it again. On older
+versions this stand-in offers the same interface and keeps the id in an Airflow Variable keyed by
+DAG id, run id, task id and map index. The Variable lives exactly as long as a later try may need
+it: it is deleted at every end of the task instance (success, skip, a failure without retries
+left, a failure Airflow does not retry), and kept only across a deferral or a retryable failure.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Variable
+from airflow.providers.common.compat.sdk import (
+    AirflowFailException,
+    AirflowSkipException,
+    TaskDeferred,
+    Variable,
+)
+
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
 
 VARIABLE_PREFIX = "runway_provider_resume"
 
@@ -25,6 +36,42 @@ def record_key(context: Context, external_id_key: str) -> str:
     map_index = getattr(ti, "map_index", None)
     map_index = -1 if map_index is None else map_index
     return f"{VARIABLE_PREFIX}:{ti.dag_id}:{ti.run_id}:{ti.task_id}:{map_index}:{external_id_key}"
+
+
+def read_record(key: str) -> str | None:
+    """The stored external id, or None (Airflow 2 names the default ``default_var``)."""
+    value = Variable.get(key, default=None) if AIRFLOW_V_3_0_PLUS else Variable.get(key, default_var=None)
+    return str(value) if value else None
+
+
+def delete_record(key: str) -> None:
+    """Delete the record; a missing one is fine."""
+    Variable.delete(key)
+
+
+def is_final_end(error: BaseException, context: Context) -> bool:
+    """Whether ``error`` ends the task instance for good, so no later try will read the record."""
+    if isinstance(error, TaskDeferred):
+        return False
+    if isinstance(error, (AirflowFailException, AirflowSkipException)):
+        return True
+    ti = context["ti"]
+    task = context.get("task") or getattr(ti, "task", None)
+    retries = getattr(task, "retries", 0) or 0
+    return int(ti.try_number) > int(retries)
+
+
+@contextmanager
+def record_scope(context: Context, external_id_key: str) -> Iterator[None]:
+    """Delete the task instance's record when the code inside ends the task instance."""
+    key = record_key(context, external_id_key)
+    try:
+        yield
+    except BaseException as error:
+        if is_final_end(error, context):
+            delete_record(key)
+        raise
+    delete_record(key)
 
 
 class VariableResumableJobMixin(ABC):
@@ -43,23 +90,23 @@ class VariableResumableJobMixin(ABC):
             self.poll_until_complete(external_id, context)
             return self.get_job_result(external_id, context)
         key = record_key(context, self.external_id_key)
-        stored = Variable.get(key, default=None)
-        if stored:
-            status = self.get_job_status(stored, context)
-            if self.is_job_active(status):
-                self.poll_until_complete(stored, context)
-                return self._finish_resumable(key, stored, context)
-            if self.is_job_succeeded(status):
-                return self._finish_resumable(key, stored, context)
-        external_id = self.submit_job(context)
-        Variable.set(key, external_id)
-        self.poll_until_complete(external_id, context)
-        return self._finish_resumable(key, external_id, context)
+        with record_scope(context, self.external_id_key):
+            stored = read_record(key)
+            if stored:
+                status = self.get_job_status(stored, context)
+                if self.is_job_active(status):
+                    self.poll_until_complete(stored, context)
+                    return self.get_job_result(stored, context)
+                if self.is_job_succeeded(status):
+                    return self.get_job_result(stored, context)
+            external_id = self.submit_job(context)
+            Variable.set(key, external_id)
+            self.poll_until_complete(external_id, context)
+            return self.get_job_result(external_id, context)
 
-    def _finish_resumable(self, key: str, external_id: Any, context: Context) -> Any:
-        result = self.get_job_result(external_id, context)
-        Variable.delete(key)
-        return result
+    def resumed_scope(self, context: Context) -> Any:
+        """The record's scope for code that finishes a deferred try (``execute_complete``)."""
+        return record_scope(context, self.external_id_key)
 
     @abstractmethod
     def submit_job(self, context: Context) -> Any: ...

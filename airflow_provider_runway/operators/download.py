@@ -7,15 +7,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperator
 
 from airflow_provider_runway.core.errors import RunwayResultExpiredError
 from airflow_provider_runway.core.results import RunwayTask
 from airflow_provider_runway.storage import DEFAULT_CHUNK_SIZE, RunwayDownloadError, persist_task_result
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context, ObjectStoragePath
+    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
 
     from airflow_provider_runway.hooks.runway import RunwayHook
 

@@ -16,9 +16,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
-from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
-from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import (
+    AirflowException,
+    AirflowFailException,
+    BaseOperator,
+    ObjectStoragePath,
+    XComArg,
+    conf,
+)
 
 from airflow_provider_runway.core import (
     AlephRequest,
@@ -49,16 +54,17 @@ from airflow_provider_runway.links.runway import (
     RunwayTaskLink,
 )
 from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
 
-try:
-    from airflow.sdk import ResumableJobMixin
-except ImportError:  # Airflow < 3.3 has no task_state_store
+if AIRFLOW_V_3_3_PLUS:
+    from airflow.providers.common.compat.sdk import ResumableJobMixin
+else:  # below 3.3 common-compat's stand-in submits anew on every try: keep the id in a Variable instead
     from airflow_provider_runway.operators._resumable import (  # type: ignore[assignment]
         VariableResumableJobMixin as ResumableJobMixin,
     )
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.providers.common.compat.sdk import Context
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
     from airflow_provider_runway.core import CreateRequest
@@ -384,6 +390,13 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         """Turn the trigger's event into the return value, or into the matching failure."""
+        resumed_scope = getattr(self, "resumed_scope", None)  # the Variable record below Airflow 3.3
+        if resumed_scope is None or not self.durable:
+            return self._complete(context, event)
+        with resumed_scope(context):
+            return self._complete(context, event)
+
+    def _complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         status = event.get("status")
         task_id = str(event.get("task_id") or self.runway_task_id or "")
         message = str(event.get("message") or "")

@@ -6,7 +6,7 @@ import datetime
 from typing import Any
 
 import pytest
-from airflow.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayExtendOperator, RunwayGenerateOperator
 from airflow_provider_runway.simulator import SimulatorThread

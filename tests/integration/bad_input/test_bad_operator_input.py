@@ -14,8 +14,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 
 from airflow_provider_runway.core import RunwayParameterError
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk import DAG, XComArg
+from airflow.providers.common.compat.sdk import DAG, XComArg
 
 from airflow_provider_runway.operators.runway import (
     RESULT_KEYS,

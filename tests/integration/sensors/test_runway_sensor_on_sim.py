@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from airflow.sdk import DAG, XComArg
+from airflow.providers.common.compat.sdk import DAG, XComArg
 
 from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor

@@ -12,8 +12,7 @@ from typing import Any
 import pendulum
 import pytest
 import requests
-from airflow.sdk import DAG, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, task
 from airflow.utils.state import DagRunState
 
 from airflow_provider_runway.callbacks import callback_run_id

@@ -9,7 +9,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 from airflow.utils.state import DagRunState, TaskInstanceState
 
 from airflow_provider_runway.hooks.runway import RunwayHook

@@ -14,7 +14,7 @@ from typing import Any
 import fsspec
 import pytest
 import requests
-from airflow.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_runway.core.errors import RunwayResultExpiredError
 from airflow_provider_runway.hooks.runway import RunwayHook

@@ -10,7 +10,7 @@ from typing import Any
 
 import fsspec
 import pytest
-from airflow.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_runway.callbacks import callback_run_request, verify_runway_callback
 from airflow_provider_runway.core.models import GenerateRequest

@@ -10,7 +10,7 @@ from typing import Any
 import pendulum
 import pytest
 import requests
-from airflow.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_runway.callbacks import callback_run_id, trigger_dag_run
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus

@@ -524,7 +524,7 @@ class TestExtraForms:
         assert RunwayHook()._settings().read_timeout == 3
 
     def test_webhook_key_is_registered_with_the_secrets_masker(self, monkeypatch):
-        from airflow.sdk._shared.secrets_masker import redact
+        from airflow.providers.common.compat.sdk import redact
 
         secret = f"whk-{uuid.uuid4().hex}"  # unique: the masker is process-global
         set_connection(monkeypatch, {"conn_type": "runway", "password": API_KEY, "extra": {"webhook_hmac_key": secret}})

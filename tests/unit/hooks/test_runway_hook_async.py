@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import aiohttp
 import pytest
 from aioresponses import aioresponses
+from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import (
@@ -70,10 +72,17 @@ async def test_one_session_for_the_whole_wait(hook, mocked, monkeypatch):
 
 @pytest.mark.asyncio
 async def test_connection_is_read_with_the_async_api(hook, mocked, monkeypatch):
-    def no_sync_lookup(*args, **kwargs):
-        raise AssertionError("the synchronous connection lookup must not be used in async code")
+    """Airflow 3.1+: ``aget_connection``. Before it: the sync lookup, but never on the event loop's thread."""
+    loop_thread = threading.get_ident()
+    sync_lookup = RunwayHook.get_connection.__func__  # type: ignore[attr-defined]
 
-    monkeypatch.setattr(RunwayHook, "get_connection", classmethod(no_sync_lookup))
+    def lookup_off_the_loop(cls, *args, **kwargs):
+        if hasattr(BaseHook, "aget_connection"):
+            raise AssertionError("the synchronous connection lookup must not be used in async code")
+        assert threading.get_ident() != loop_thread, "the connection was read on the event loop's thread"
+        return sync_lookup(cls, *args, **kwargs)
+
+    monkeypatch.setattr(RunwayHook, "get_connection", classmethod(lookup_off_the_loop))
     mocked.get(DETAIL, payload=SUCCESS)
     async with hook:
         assert hook.base_url == BASE

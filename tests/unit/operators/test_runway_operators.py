@@ -5,8 +5,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import DAG, AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_runway.core import (
     RunwayAuthError,
@@ -565,7 +564,7 @@ def test_static_mistake_is_reported_as_a_dag_import_error(tmp_path: Any) -> None
 
     (tmp_path / "bad_runway_dag.py").write_text(
         "from datetime import datetime\n"
-        "from airflow.sdk import DAG\n"
+        "from airflow.providers.common.compat.sdk import DAG\n"
         "from airflow_provider_runway.operators.runway import RunwayGenerateOperator\n"
         "with DAG('bad_runway', schedule=None, start_date=datetime(2026, 1, 1)):\n"
         "    RunwayGenerateOperator(task_id='gen', prompt='x', quality='1080p', duration=10)\n"

@@ -6,7 +6,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from airflow.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_runway.operators import _resumable
 from airflow_provider_runway.operators._resumable import VariableResumableJobMixin, record_key

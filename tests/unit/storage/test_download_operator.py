@@ -10,8 +10,7 @@ from typing import Any
 import fsspec
 import pytest
 import responses
-from airflow.sdk import ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
 
 from airflow_provider_runway.core.results import RunwayTask
 from airflow_provider_runway.operators.download import RunwayDownloadOperator, coerce_task, persist_or_fail

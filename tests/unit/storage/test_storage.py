@@ -10,7 +10,7 @@ from typing import Any
 import fsspec
 import pytest
 import responses
-from airflow.sdk import ObjectStoragePath
+from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_runway.core.errors import RunwayResultExpiredError
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
