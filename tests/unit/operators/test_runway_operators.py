@@ -149,7 +149,7 @@ def test_connection_limits_apply_at_execute(hook: mock.MagicMock, context: dict[
 
 
 def test_execute_creates_pushes_id_before_waiting_and_returns_the_result(
-    hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+    hook: mock.MagicMock, context: dict[str, Any], resume_records: Any, make_task: Any
 ) -> None:
     pushed_before_first_poll: list[bool] = []
 
@@ -165,7 +165,7 @@ def test_execute_creates_pushes_id_before_waiting_and_returns_the_result(
 
     assert pushed_before_first_poll == [True, True, True]
     assert context["ti"].xcom_pushes["runway_task_id"] == "task-1"
-    assert context["task_state_store"].data == {"runway_task_id": "task-1"}
+    assert resume_records.data == resume_records.after_success("task-1")
     assert tuple(result) == RESULT_KEYS
     assert result["task_id"] == "task-1"
     assert result["state"] == "succeeded"
@@ -276,12 +276,12 @@ def test_non_retryable_read_error_ends_the_wait_at_once(hook: mock.MagicMock, co
     ],
 )
 def test_final_create_errors_fail_without_retry(
-    error: Exception, hook: mock.MagicMock, context: dict[str, Any]
+    error: Exception, hook: mock.MagicMock, context: dict[str, Any], resume_records: Any
 ) -> None:
     hook.create_task.side_effect = error
     with pytest.raises(AirflowFailException):
         attach(generate(), hook).execute(context)
-    assert context["task_state_store"].data == {}
+    assert resume_records.data == {}
 
 
 @pytest.mark.parametrize(
@@ -305,9 +305,9 @@ def test_create_errors_before_any_task_exists_stay_retryable(
 
 @pytest.mark.parametrize("status", [TaskStatus.PENDING, TaskStatus.RUNNING])
 def test_retry_attaches_to_an_active_task(
-    status: TaskStatus, hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+    status: TaskStatus, hook: mock.MagicMock, context: dict[str, Any], resume_records: Any, make_task: Any
 ) -> None:
-    context["task_state_store"].set("runway_task_id", "old-task")
+    resume_records.set("runway_task_id", "old-task")
     hook.get_task.side_effect = [make_task("old-task", status=status), make_task("old-task")]
     result = attach(generate(), hook).execute(context)
     hook.create_task.assert_not_called()
@@ -317,9 +317,9 @@ def test_retry_attaches_to_an_active_task(
 
 
 def test_retry_returns_a_succeeded_task_without_creating(
-    hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+    hook: mock.MagicMock, context: dict[str, Any], resume_records: Any, make_task: Any
 ) -> None:
-    context["task_state_store"].set("runway_task_id", "old-task")
+    resume_records.set("runway_task_id", "old-task")
     hook.get_task.return_value = make_task("old-task")
     result = attach(generate(), hook).execute(context)
     hook.create_task.assert_not_called()
@@ -328,20 +328,20 @@ def test_retry_returns_a_succeeded_task_without_creating(
 
 
 def test_retry_after_a_failed_task_creates_a_new_one(
-    hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+    hook: mock.MagicMock, context: dict[str, Any], resume_records: Any, make_task: Any
 ) -> None:
-    context["task_state_store"].set("runway_task_id", "old-task")
+    resume_records.set("runway_task_id", "old-task")
     hook.get_task.side_effect = [make_task("old-task", status=TaskStatus.FAILED, fail_message="x"), make_task()]
     result = attach(generate(), hook).execute(context)
     hook.create_task.assert_called_once()
     assert result["task_id"] == "task-1"
-    assert context["task_state_store"].data == {"runway_task_id": "task-1"}
+    assert resume_records.data == resume_records.after_success("task-1")
 
 
 def test_deferrable_retry_reattaches_through_the_trigger(
-    hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+    hook: mock.MagicMock, context: dict[str, Any], resume_records: Any, make_task: Any
 ) -> None:
-    context["task_state_store"].set("runway_task_id", "old-task")
+    resume_records.set("runway_task_id", "old-task")
     hook.get_task.return_value = make_task("old-task", status=TaskStatus.RUNNING)
     with pytest.raises(TaskDeferred) as exc:
         attach(generate(deferrable=True), hook).execute(context)
@@ -352,7 +352,9 @@ def test_deferrable_retry_reattaches_through_the_trigger(
 # -- deferrable ---------------------------------------------------------------------------------
 
 
-def test_deferrable_defers_with_the_right_trigger(hook: mock.MagicMock, context: dict[str, Any]) -> None:
+def test_deferrable_defers_with_the_right_trigger(
+    hook: mock.MagicMock, context: dict[str, Any], resume_records: Any
+) -> None:
     from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 
     op = attach(
@@ -386,7 +388,7 @@ def test_deferrable_defers_with_the_right_trigger(hook: mock.MagicMock, context:
     assert kwargs["retry_delay"] == 0.5
     assert before + 600 <= kwargs["end_time"] <= before + 660
     assert context["ti"].xcom_pushes["runway_task_id"] == "task-1"
-    assert context["task_state_store"].data == {"runway_task_id": "task-1"}
+    assert resume_records.data == {"runway_task_id": "task-1"}  # kept for execute_complete
     hook.get_task.assert_not_called()
 
 
@@ -560,7 +562,10 @@ def test_sync_wait_sleeps_no_longer_than_the_deadline(
 
 
 def test_static_mistake_is_reported_as_a_dag_import_error(tmp_path: Any) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag
 
     (tmp_path / "bad_runway_dag.py").write_text(
         "from datetime import datetime\n"
