@@ -40,7 +40,10 @@ def record_key(context: Context, external_id_key: str) -> str:
 
 def read_record(key: str) -> str | None:
     """The stored external id, or None (Airflow 2 names the default ``default_var``)."""
-    value = Variable.get(key, default=None) if AIRFLOW_V_3_0_PLUS else Variable.get(key, default_var=None)
+    if not AIRFLOW_V_3_0_PLUS:
+        stored = Variable.get(key, default_var=None)  # type: ignore[call-arg]
+        return str(stored) if stored else None
+    value = Variable.get(key, default=None)
     return str(value) if value else None
 
 
