@@ -6,13 +6,25 @@ under an opt-in profile. Whatever can be checked against this repository and the
 is: the Dockerfile extends the official Airflow 3 image and installs this package from files that
 exist, health checks probe endpoints and job types that exist, the runway connection parses, and the
 simulator's command is accepted by its own argument parser.
+
+Security: ports are published on loopback only, no secret has a known default, and the api-server
+started with the compose file's own environment (after the compose file's own ``airflow-init``
+script, volumes mapped to temp folders, SQLite instead of Postgres) refuses a task token forged with
+the JWT secret the file used to default to.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import secrets
 import shlex
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,21 +33,47 @@ import pytest
 import yaml
 
 from airflow_provider_runway.simulator.cli import build_parser
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 
-from .conftest import LOOPBACK_OPENER
+from .conftest import BIN_DIR, LOOPBACK_OPENER, ManagedProcess, ProcessRegistry, free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 AIRFLOW_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer", "worker")
-#: ``${VAR:-default}`` and ``${VAR}`` as docker compose interpolates them.
-INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+#: ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?message}`` and ``${VAR?message}``, as
+#: docker compose interpolates them, and the ``$$`` escape.
+INTERPOLATION = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+#: The JWT secret docker-compose.yml used to fall back to when AIRFLOW_JWT_SECRET was not set.
+OLD_DEFAULT_JWT_SECRET = "change-me-jwt-secret"
+#: Audience of the execution API's task tokens (Airflow's ``[execution_api] jwt_audience`` default).
+TASK_TOKEN_AUDIENCE = "urn:airflow.apache.org:task"
+#: Settings that must never have a value anyone can guess.
+SECRET_SETTINGS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY")
 
 pytestmark = pytest.mark.e2e
 
 
-def interpolate(value: str) -> str:
-    """The value as compose renders it with no variables set (defaults applied, ``$$`` unescaped)."""
-    return INTERPOLATION.sub(lambda m: m.group(2) or "", value).replace("$$", "$")
+class RequiredVariableError(LookupError):
+    """A ``${VAR:?message}`` variable is not set: docker compose refuses to start."""
+
+
+def interpolate(value: str, variables: Mapping[str, str] | None = None) -> str:
+    """The value as compose renders it with ``variables`` set (defaults applied, ``$$`` unescaped)."""
+    given = variables or {}
+
+    def render(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, argument = match.group(1), match.group(2) or "", match.group(3) or ""
+        value = given.get(name)
+        unset = value is None or (operator.startswith(":") and value == "")
+        if operator.endswith("?") and unset:
+            raise RequiredVariableError(f"{name}: {argument or 'required'}")
+        if operator.endswith("-") and unset:
+            return argument
+        return value or ""
+
+    return INTERPOLATION.sub(render, value)
 
 
 def as_argv(value: Any) -> list[str]:
@@ -44,11 +82,21 @@ def as_argv(value: Any) -> list[str]:
     return shlex.split(value) if isinstance(value, str) else [str(part) for part in value]
 
 
-def environment(service: Mapping[str, Any]) -> dict[str, str]:
+def raw_environment(service: Mapping[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {str(k): interpolate(str(v)) for k, v in env.items()}
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def environment(service: Mapping[str, Any], variables: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {k: interpolate(v, variables) for k, v in raw_environment(service).items()}
+
+
+def required_variables(services: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """Variables the file requires (``${VAR:?...}``): compose will not start until the user sets them."""
+    text = yaml.safe_dump(dict(services))
+    return {m.group(1) for m in INTERPOLATION.finditer(text) if m.group(2) and m.group(2).endswith("?")}
 
 
 @pytest.fixture(scope="module")
@@ -237,3 +285,185 @@ def test_simulator_healthcheck_answers(by_role: dict[str, tuple[str, dict[str, A
     assert match is not None, probe
     with LOOPBACK_OPENER.open(f"{runway_sim.url}{match.group(1)}", timeout=10) as response:
         assert response.status == 200
+
+
+# -- security: what a deployment from this file hands out ---------------------------------------------
+
+
+def test_ports_are_published_on_loopback_only(services: dict[str, dict[str, Any]]) -> None:
+    """Anyone who reaches the api-server is admin, and the simulator's /_sim/ API has no login."""
+    published = {name: [str(port) for port in service.get("ports", [])] for name, service in services.items()}
+    assert any(published.values()), "nothing is published: the UI would be unreachable"
+    for name, ports in published.items():
+        for port in ports:
+            host_ip = port.rsplit(":", 2)[0] if port.count(":") == 2 else ""
+            assert host_ip == "127.0.0.1", f"{name} publishes {port!r} on every interface"
+
+
+def test_no_secret_setting_has_a_default(
+    services: dict[str, dict[str, Any]], by_role: dict[str, tuple[str, dict[str, Any]]]
+) -> None:
+    """Each secret is required from the user (``${VAR:?}``) or read from a file that airflow-init generates."""
+    init_script = " ".join(as_argv(init_service(services)[1].get("command")))
+    for role in AIRFLOW_ROLES:
+        raw = raw_environment(by_role[role][1])
+        for setting in SECRET_SETTINGS:
+            if setting in raw:
+                assert re.fullmatch(r"\$\{\w+:\?[^}]+\}", raw[setting]), f"{role}: {setting}={raw[setting]!r}"
+                continue
+            command = raw.get(f"{setting}_CMD")
+            assert command, f"{role} sets neither {setting} (required) nor {setting}_CMD"
+            argv = shlex.split(command)
+            assert argv[0] == "cat" and len(argv) == 2, command
+            assert f"> {argv[1]}" in init_script, f"airflow-init does not generate {argv[1]}"
+            assert f"[ -s {argv[1]} ] ||" in init_script, f"airflow-init would replace {argv[1]} on every start"
+            volume = volume_holding(by_role[role][1], argv[1])
+            assert volume is not None and volume == volume_holding(init_service(services)[1], argv[1]), (
+                f"{argv[1]} is not on a volume shared with airflow-init"
+            )
+    assert OLD_DEFAULT_JWT_SECRET not in COMPOSE_FILE.read_text()
+
+
+def test_interpolation_is_well_formed(services: dict[str, dict[str, Any]]) -> None:
+    """Every ``$`` is an escape (``$$``) or a variable compose understands; nothing else reaches the shell."""
+    for name, service in services.items():
+        text = yaml.safe_dump(service)
+        leftover = INTERPOLATION.sub("", text)
+        assert "$" not in leftover, f"{name}: a '$' compose would misread: {leftover[leftover.index('$') :][:60]!r}"
+        for match in INTERPOLATION.finditer(text):
+            if match.group(2) and match.group(2).endswith("?"):
+                assert match.group(3), f"{name}: ${{{match.group(1)}:?}} without a message telling the user what to set"
+
+
+def init_service(services: Mapping[str, Mapping[str, Any]]) -> tuple[str, Mapping[str, Any]]:
+    """The one-shot service that migrates the database (and generates the secrets)."""
+    [found] = [(n, s) for n, s in services.items() if "airflow db migrate" in " ".join(as_argv(s.get("command")))]
+    return found
+
+
+def volume_mounts(service: Mapping[str, Any]) -> dict[str, str]:
+    """Container path -> volume name (or host path) of a service's short-syntax volumes."""
+    mounts: dict[str, str] = {}
+    for entry in service.get("volumes") or []:
+        source, target, *_ = str(entry).split(":")
+        mounts[target.rstrip("/")] = source
+    return mounts
+
+
+def volume_holding(service: Mapping[str, Any], path: str) -> str | None:
+    for target, source in volume_mounts(service).items():
+        if path == target or path.startswith(f"{target}/"):
+            return source
+    return None
+
+
+def forged_task_token(secret: str) -> str:
+    """A task token as the execution API checks it: audience, iat, nbf, exp; signed HS512 with ``secret``."""
+    import jwt
+
+    now = int(time.time())
+    claims = {"sub": str(uuid.uuid4()), "aud": TASK_TOKEN_AUDIENCE, "iat": now, "nbf": now, "exp": now + 600}
+    return jwt.encode(claims, secret, algorithm="HS512")
+
+
+def get_status(url: str, token: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    try:
+        with LOOPBACK_OPENER.open(request, timeout=30) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), bytes(err.read())
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="the compose file runs Airflow 3; Airflow 2 has no api-server")
+def test_forged_task_token_cannot_read_the_runway_connection(
+    services: dict[str, dict[str, Any]],
+    by_role: dict[str, tuple[str, dict[str, Any]]],
+    process_registry: ProcessRegistry,
+    tmp_path: Path,
+) -> None:
+    """The api-server as this file configures it, for a user who sets only what the file requires.
+
+    airflow-init's own script runs first (its volumes mapped to temp folders; SQLite, not Postgres).
+    A task token signed with the secret the api-server really uses reads the connection (the check
+    can fail); one signed with the file's old default secret is refused.
+    """
+    # What the user must set (``${VAR:?}``) gets a value nobody knows; everything else renders as compose would.
+    variables = {name: secrets.token_urlsafe(32) for name in required_variables(services)}
+    _, init = init_service(services)
+    _, api = by_role["api-server"]
+    mapped = {
+        target: str(REPO_ROOT / source if source.startswith(".") else tmp_path / "volumes" / source)
+        for target, source in {**volume_mounts(api), **volume_mounts(init)}.items()
+    }
+
+    def localise(text: str) -> str:
+        for target in sorted(mapped, key=len, reverse=True):
+            text = text.replace(target, mapped[target])
+        return text
+
+    for folder in mapped.values():
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "RUNWAY_"))}
+    base_env["PATH"] = f"{BIN_DIR}{os.pathsep}{base_env.get('PATH', '')}"
+    # The parts of a throwaway deployment that cannot be the containers' own: home, database, executor, address.
+    overrides = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+    def env_of(service: Mapping[str, Any]) -> dict[str, str]:
+        rendered = {k: localise(v) for k, v in environment(service, variables).items()}
+        return {**base_env, **rendered, **overrides}
+
+    script = localise(interpolate(as_argv(init.get("command"))[-1], variables))
+    for attempt in (1, 2):  # a restarted stack runs airflow-init again: it must keep the secrets
+        done = subprocess.run(
+            ["bash", "-c", script], env=env_of(init), cwd=home, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, f"airflow-init failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        generated = {p.name: p.read_bytes() for p in Path(tmp_path / "volumes").rglob("*") if p.is_file()}
+        if attempt == 1:
+            first = generated
+    assert generated == first, "airflow-init replaced secrets it had already generated"
+
+    api_env = env_of(api)
+    server = process_registry.add(
+        ManagedProcess("airflow api-server", [str(BIN_DIR / "airflow"), "api-server"], home / "api.log", api_env, home)
+    ).start()
+    url = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        assert server.alive(), f"api-server exited:\n{server.tail()}"
+        try:
+            with LOOPBACK_OPENER.open(f"{url}/api/v2/version", timeout=5) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.URLError):
+            return False
+
+    wait_until(answering, 120, "the api-server to answer")
+    password = json.loads(api_env["AIRFLOW_CONN_RUNWAY_DEFAULT"])["password"]
+    connection_url = f"{url}/execution/connections/runway_default"
+
+    # Control: a token signed with the secret this api-server really uses reads the connection.
+    if "AIRFLOW__API_AUTH__JWT_SECRET" in api_env:
+        real_secret = api_env["AIRFLOW__API_AUTH__JWT_SECRET"]
+    else:
+        real_secret = subprocess.run(
+            shlex.split(api_env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"]), capture_output=True, text=True, check=True
+        ).stdout  # Airflow takes a *_CMD's output as it is
+    status, body = get_status(connection_url, forged_task_token(real_secret))
+    assert status == 200 and password in body.decode(), (status, body[:300])
+
+    status, body = get_status(connection_url, forged_task_token(OLD_DEFAULT_JWT_SECRET))
+    assert status in (401, 403), (status, body[:300])
+    assert password not in body.decode()
