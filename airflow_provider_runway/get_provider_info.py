@@ -70,10 +70,10 @@ def get_provider_info() -> dict[str, Any]:
                         "label": "First retry delay (s)",
                         "schema": {"type": ["number", "null"], "default": 1},
                     },
-                    "webhook_hmac_key": {
-                        "label": "Webhook HMAC key",
+                    "webhook_secret": {
+                        "label": "Webhook secret (HMAC key)",
                         "schema": {"type": ["string", "null"], "format": "password"},
-                        "description": "Verifies X-Webhook-Signature on callbacks",
+                        "description": "Verifies X-Webhook-Signature on callbacks (formerly the extra webhook_hmac_key)",
                     },
                     "max_prompt_length": {
                         "label": "Longest prompt accepted",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import re
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import requests
@@ -68,6 +71,46 @@ MAINTENANCE_CODE = 455
 
 _TRUE = ("1", "true", "yes", "on")
 LEGACY_EXTRA_PREFIX = "extra__runway__"
+#: Extra holding the key KIE signs callbacks with; "secret" is among the names Airflow masks.
+WEBHOOK_SECRET_EXTRA = "webhook_secret"
+#: The extra's earlier name, still read; Airflow's connection API and UI show it in clear.
+LEGACY_WEBHOOK_KEY_EXTRA = "webhook_hmac_key"
+#: ``Bearer <token>`` in any text, e.g. a header value quoted in an exception.
+_BEARER_TOKEN = re.compile(r"(?i)(bearer\s+)[^\s'\",;]+")
+
+
+def clean_api_key(password: Any, conn_id: str) -> str:
+    """The API key of a connection's password: surrounding whitespace removed, then checked.
+
+    File-mounted secrets often end in a newline, which would make every request fail with the key
+    quoted in the error. A key with whitespace, control or non-ASCII characters inside is refused
+    with a message that does not contain it.
+    """
+    key = str(password).strip() if password is not None else ""
+    if not key:
+        raise RunwayAuthError(f"The Runway connection {conn_id!r} has no API key: put the key in its password field")
+    if any(not 0x21 <= ord(char) <= 0x7E for char in key):
+        raise RunwayAuthError(
+            f"The API key of the Runway connection {conn_id!r} contains whitespace, control or non-ASCII "
+            "characters; paste the key again (it is not shown here)"
+        )
+    return key
+
+
+def redact_key(text: str, key: str) -> str:
+    """``text`` without ``key`` in any form a message may quote it in (plain, escaped, URL-encoded, Bearer)."""
+    if key:
+        forms = {
+            key,
+            repr(key)[1:-1],
+            repr(key.encode())[2:-1],
+            json.dumps(key)[1:-1],
+            quote(key, safe=""),
+            quote_plus(key),
+        }
+        for form in sorted(forms, key=len, reverse=True):
+            text = text.replace(form, "***")
+    return _BEARER_TOKEN.sub(r"\1***", text)
 
 
 def backoff_delay(attempt: int, delay: float, retry_after: float | None = None, cap: float = MAX_BACKOFF) -> float:
@@ -310,7 +353,7 @@ class RunwayHook(HttpHook):
 
     The connection (type ``runway``) holds the API key in ``password`` and the base URL in ``host``
     (empty means ``https://api.kie.ai``). Optional ``extra`` keys: ``connect_timeout`` and
-    ``read_timeout`` (seconds), ``retry_limit``, ``retry_delay``, ``webhook_hmac_key``,
+    ``read_timeout`` (seconds), ``retry_limit``, ``retry_delay``, ``webhook_secret``,
     ``max_prompt_length``, ``allowed_durations`` and ``use_https``.
 
     The scheme comes from the host when it has one (``http://127.0.0.1:8089``). A host without a
@@ -392,7 +435,7 @@ class RunwayHook(HttpHook):
                 "password": "KIE.ai API key",
                 "extra": (
                     '{"connect_timeout": 10, "read_timeout": 30, "retry_limit": 5, "retry_delay": 1, '
-                    '"webhook_hmac_key": "...", "max_prompt_length": 1800, "allowed_durations": [5, 8, 10]}'
+                    '"webhook_secret": "...", "max_prompt_length": 1800, "allowed_durations": [5, 8, 10]}'
                 ),
             },
         }
@@ -401,10 +444,9 @@ class RunwayHook(HttpHook):
 
     def _settings_from(self, host: str | None, port: int | None, password: str | None, extra: Any) -> _Settings:
         extra = _plain_extra(extra)
-        if not password:
-            raise RunwayAuthError(
-                f"The Runway connection {self.runway_conn_id!r} has no API key: put the key in its password field"
-            )
+        api_key = clean_api_key(password, self.runway_conn_id)
+        if api_key != password:
+            _mask(api_key)  # Airflow masks the password as stored, not the key without its newline
         retry_limit = self.retry_limit
         if retry_limit == DEFAULT_RETRY_LIMIT and extra.get("retry_limit") not in (None, ""):
             retry_limit = int(_as_float(extra, "retry_limit", DEFAULT_RETRY_LIMIT))
@@ -414,7 +456,7 @@ class RunwayHook(HttpHook):
         read_timeout = self.timeout if self.timeout is not None else _as_float(extra, "read_timeout", 0)
         return _Settings(
             base_url=build_base_url(host, port, extra),
-            api_key=password,
+            api_key=api_key,
             connect_timeout=_as_float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT,
             read_timeout=read_timeout or DEFAULT_READ_TIMEOUT,
             retry_limit=retry_limit,
@@ -460,12 +502,27 @@ class RunwayHook(HttpHook):
         return ValidationLimits.from_extra(self._settings().extra)
 
     def get_webhook_hmac_key(self) -> str | None:
-        """The key KIE signs callbacks with (extra ``webhook_hmac_key``), or ``None``."""
-        key = self._settings().extra.get("webhook_hmac_key")
-        if not key:
+        """The key KIE signs callbacks with, or ``None``.
+
+        Read from the extra ``webhook_secret``; the earlier name ``webhook_hmac_key`` is still read (with a
+        warning: Airflow's connection API and UI show that name's value in clear).
+        """
+        extra = self._settings().extra
+        key = extra.get(WEBHOOK_SECRET_EXTRA)
+        if not key and extra.get(LEGACY_WEBHOOK_KEY_EXTRA):
+            key = extra[LEGACY_WEBHOOK_KEY_EXTRA]
+            self.log.warning(
+                "Runway connection %r: rename the extra %s to %s; Airflow shows %s in clear in its UI and API",
+                self.runway_conn_id,
+                LEGACY_WEBHOOK_KEY_EXTRA,
+                WEBHOOK_SECRET_EXTRA,
+                LEGACY_WEBHOOK_KEY_EXTRA,
+            )
+        text = str(key).strip() if key else ""
+        if not text:
             return None
-        _mask(str(key))  # "webhook_hmac_key" is not among the names Airflow masks by itself
-        return str(key)
+        _mask(text)  # masked in logs whatever the extra's name
+        return text
 
     # ----------------------------------------------------------------- sync transport
 
@@ -494,8 +551,9 @@ class RunwayHook(HttpHook):
     def _transport_error(
         self, method: str, path: str, error: BaseException, *, never_sent: bool
     ) -> RunwayTransportError:
+        """A :class:`RunwayTransportError` for ``error`` with the key removed in every form it may take."""
         key = self._settings_cache.api_key if self._settings_cache else ""
-        detail = str(error).replace(key, "***") if key else str(error)
+        detail = redact_key(str(error), key)
         return RunwayTransportError(
             f"{method} {path} failed: {type(error).__name__}: {truncate(detail) or 'no detail'}",
             request_sent=not never_sent,
@@ -503,10 +561,12 @@ class RunwayHook(HttpHook):
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None) -> _Response:
         settings = self._settings()
+        session = self._session()
         url = f"{self.base_url}{path}"
         started = time.monotonic()
+        failure: RunwayTransportError | None = None
         try:
-            with self._session().request(
+            with session.request(
                 method,
                 url,
                 params=params,
@@ -517,10 +577,13 @@ class RunwayHook(HttpHook):
             ) as response:
                 content = self._read_capped(response)
                 status, retry_after = response.status_code, response.headers.get("Retry-After")
-        except requests.RequestException as error:
+        except Exception as error:  # requests', urllib3's and http.client's alike (a bad header is a ValueError)
             elapsed = (time.monotonic() - started) * 1000
             self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
-            raise self._transport_error(method, path, error, never_sent=_request_never_sent(error)) from None
+            never_sent = isinstance(error, ValueError) or _request_never_sent(error)  # ValueError: refused locally
+            failure = self._transport_error(method, path, error, never_sent=never_sent)
+        if failure is not None:
+            raise failure  # raised outside the handler, so the original error (which may quote the key) is not chained
         return _Response(status, self._redact(content), retry_after, (time.monotonic() - started) * 1000)
 
     @staticmethod
@@ -767,15 +830,19 @@ class RunwayHook(HttpHook):
             raise RuntimeError("RunwayHook._asend needs an open session: use `async with hook:`")
         url = f"{self.base_url}{path}"  # the settings are cached by __aenter__, so no blocking read here
         started = time.monotonic()
+        failure: RunwayTransportError | None = None
         try:
             async with self._asession.request(method, url, params=params, allow_redirects=False) as response:
                 limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
                 content = await _aread_capped(response.content, limit)
                 status, retry_after = response.status, response.headers.get("Retry-After")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+        except Exception as error:  # aiohttp's, asyncio's timeouts, and local refusals (a bad header is a ValueError)
             elapsed = (time.monotonic() - started) * 1000
             self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
-            raise self._transport_error(method, path, error, never_sent=_aiohttp_never_sent(error)) from None
+            never_sent = isinstance(error, ValueError) or _aiohttp_never_sent(error)
+            failure = self._transport_error(method, path, error, never_sent=never_sent)
+        if failure is not None:
+            raise failure  # outside the handler: the original error is not chained
         return _Response(status, self._redact(content), retry_after, (time.monotonic() - started) * 1000)
 
 

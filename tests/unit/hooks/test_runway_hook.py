@@ -174,7 +174,7 @@ class TestConnection:
         assert {"schema", "login", "port"} <= set(behaviour["hidden_fields"])
         assert "host" not in behaviour["hidden_fields"] and "extra" not in behaviour["hidden_fields"]
         assert behaviour["placeholders"]["host"] == "https://api.kie.ai"
-        assert "webhook_hmac_key" in behaviour["placeholders"]["extra"]
+        assert "webhook_secret" in behaviour["placeholders"]["extra"]
 
     def test_class_attributes(self):
         assert (RunwayHook.conn_name_attr, RunwayHook.default_conn_name, RunwayHook.conn_type) == (
