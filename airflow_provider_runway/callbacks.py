@@ -2,11 +2,13 @@
 
 KIE POSTs a callback when a task ends (15 s timeout, a few retries). A receiver should:
 
-1. verify it with :func:`verify_runway_callback` (signature, clock skew, optional replay cache)
+1. verify it with :func:`verify_runway_callback` (headers, clock skew, signature, replay cache)
    and answer 401 on :class:`~airflow_provider_runway.core.webhooks.WebhookVerificationError`;
-2. start Airflow work with :func:`trigger_dag_run` (Airflow 3 REST API), passing only the task id
-   and family: the signature does not cover the URLs in the body, so the DAG reads the task from
-   the API (``RunwayTaskSensor`` or ``RunwayHook.get_task``) before trusting them;
+2. start Airflow work with :func:`trigger_dag_run` (Airflow 3 REST API), which passes only the
+   signed task id and the family of the operator that asked for the callback (the receiver knows it
+   from the URL it gave that operator, e.g. one path per family): the signature covers neither the
+   state nor the URLs nor the body's shape, so the DAG reads the task from the API
+   (``RunwayTaskSensor`` or ``RunwayHook.get_task``) before trusting anything;
 3. answer 200 quickly, including for a redelivery (the DAG run id is derived from the task id, so a
    second trigger for the same task is a no-op).
 
@@ -17,14 +19,16 @@ helpers work in any Python web app.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
 
-from airflow_provider_runway.core.results import RunwayTask
+from airflow_provider_runway.core.results import RunwayTask, TaskFamily
 from airflow_provider_runway.core.webhooks import (
     DEFAULT_MAX_SKEW,
+    DEFAULT_REPLAY_CACHE,
     ReplayCache,
     WebhookVerificationError,
     parse_callback_body,
@@ -41,6 +45,7 @@ RUN_ID_PREFIX = "runway__"
 __all__ = [
     "RUN_ID_PREFIX",
     "ReplayCache",
+    "TaskFamily",
     "WebhookVerificationError",
     "callback_run_id",
     "callback_run_request",
@@ -55,20 +60,22 @@ def verify_runway_callback(
     *,
     runway_conn_id: str = "runway_default",
     hook: RunwayHook | None = None,
+    family: str | TaskFamily | None = None,
     max_skew: float = DEFAULT_MAX_SKEW,
-    replay_cache: ReplayCache | None = None,
+    replay_cache: ReplayCache | None = DEFAULT_REPLAY_CACHE,
     require_signature: bool = True,
     now: float | None = None,
 ) -> RunwayTask:
-    """Verify a callback against the connection's ``webhook_hmac_key`` and return the task.
+    """Verify a callback against the connection's ``webhook_secret`` and return the task.
 
     :param headers: the request headers (any mapping; names are matched case-insensitively).
     :param body: the raw request body (preferably the exact bytes received).
-    :param runway_conn_id: connection whose extra holds ``webhook_hmac_key``.
+    :param runway_conn_id: connection whose extra holds ``webhook_secret`` (or, formerly, ``webhook_hmac_key``).
     :param hook: an existing hook to read the key from, instead of ``runway_conn_id``.
+    :param family: family of the operator that asked for this callback; the task carries it.
     :param max_skew: seconds a callback's timestamp may differ from the local clock.
-    :param replay_cache: rejects a ``(task id, timestamp)`` seen before (in-process; share one
-        instance across requests).
+    :param replay_cache: rejects a ``(task id, timestamp)`` seen before; by default a process-wide
+        cache, ``None`` turns replay protection off.
     :param require_signature: when the connection has no key, refuse (default) or only parse.
     :param now: the current unix time (tests).
     :raises WebhookVerificationError: verification failed; ``reason`` says why.
@@ -79,17 +86,18 @@ def verify_runway_callback(
         hook = RunwayHook(runway_conn_id)
     key = hook.get_webhook_hmac_key()
     if key:
-        return verify_webhook(headers, body, key, max_skew=max_skew, now=now, replay_cache=replay_cache)
+        return verify_webhook(headers, body, key, family=family, max_skew=max_skew, now=now, replay_cache=replay_cache)
     if require_signature:
         raise WebhookVerificationError(
             "no_key",
-            f"Connection {hook.runway_conn_id!r} has no webhook_hmac_key in its extra; cannot verify the callback "
+            f"Connection {hook.runway_conn_id!r} has no webhook_secret in its extra; cannot verify the callback "
             "(pass require_signature=False to accept unsigned callbacks)",
         )
     try:
-        return parse_callback_body(body)
+        task = parse_callback_body(body)
     except ValueError as err:
         raise WebhookVerificationError("malformed_body", f"Callback body rejected: {err}") from None
+    return task if family is None else replace(task, family=TaskFamily.coerce(family))
 
 
 def callback_run_id(task_id: str) -> str:
@@ -97,16 +105,23 @@ def callback_run_id(task_id: str) -> str:
     return f"{RUN_ID_PREFIX}{safe_file_stem(task_id)}"
 
 
-def callback_run_request(task: RunwayTask, *, note: str | None = None) -> dict[str, Any]:
+def callback_run_request(
+    task: RunwayTask | str, *, family: str | TaskFamily, note: str | None = None
+) -> dict[str, Any]:
     """Body of ``POST /api/v2/dags/{dag_id}/dagRuns`` for a verified callback.
 
-    ``conf`` carries ``runway_task_id``, ``family`` and the callback's ``state`` (and, on failure,
-    ``fail_code``/``fail_message``); no URL, since the signature does not cover them.
+    ``conf`` carries the signed task id (``runway_task_id``) and ``family``, the family of the operator
+    that asked for the callback, and nothing else from the body: the signature covers neither the
+    state, the messages, the URLs nor the body's shape.
+
+    :param task: the verified task (or its id).
+    :param family: ``"runway"`` (generate, extend) or ``"aleph"``, as the receiver knows it from the
+        callback URL it gave the operator.
+    :param note: a DAG run note.
     """
-    conf: dict[str, Any] = {"runway_task_id": task.task_id, "family": task.family.value, "state": task.status.value}
-    if task.fail_code or task.fail_message:
-        conf.update(fail_code=task.fail_code, fail_message=task.fail_message)
-    body: dict[str, Any] = {"dag_run_id": callback_run_id(task.task_id), "logical_date": None, "conf": conf}
+    task_id = task.task_id if isinstance(task, RunwayTask) else str(task)
+    conf: dict[str, Any] = {"runway_task_id": task_id, "family": TaskFamily.coerce(family).value}
+    body: dict[str, Any] = {"dag_run_id": callback_run_id(task_id), "logical_date": None, "conf": conf}
     if note:
         body["note"] = note
     return body
@@ -115,8 +130,9 @@ def callback_run_request(task: RunwayTask, *, note: str | None = None) -> dict[s
 def trigger_dag_run(
     api_url: str,
     dag_id: str,
-    task: RunwayTask,
+    task: RunwayTask | str,
     *,
+    family: str | TaskFamily,
     token: str,
     session: requests.Session | None = None,
     timeout: float = 10.0,
@@ -125,7 +141,8 @@ def trigger_dag_run(
 
     :param api_url: the Airflow api-server base URL, e.g. ``http://airflow-apiserver:8080``.
     :param dag_id: the DAG to run; it reads ``dag_run.conf["runway_task_id"]`` and ``["family"]``.
-    :param task: the verified callback task.
+    :param task: the verified callback task (or its id).
+    :param family: the family of the operator that asked for the callback (not the body's shape).
     :param token: a bearer token (``POST {api_url}/auth/token``); never logged or returned.
     :param session: a requests session to reuse.
     :param timeout: seconds for the request.
@@ -133,11 +150,13 @@ def trigger_dag_run(
     :raises requests.HTTPError: any other refusal (404 unknown DAG, 401/403 token, 400 bad conf).
     """
     url = f"{api_url.rstrip('/')}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns"
+    request = callback_run_request(task, family=family)
+    task_id = request["conf"]["runway_task_id"]
     http = session or requests.Session()
     try:
         response = http.post(
             url,
-            json=callback_run_request(task),
+            json=request,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
         )
@@ -148,9 +167,9 @@ def trigger_dag_run(
         return None
     if response.status_code >= 400:
         raise requests.HTTPError(
-            f"Triggering DAG {dag_id!r} for Runway task {task.task_id} failed: HTTP {response.status_code} "
+            f"Triggering DAG {dag_id!r} for Runway task {task_id} failed: HTTP {response.status_code} "
             f"{response.text[:300]}",
             response=response,
         )
     run_id = response.json().get("dag_run_id")
-    return str(run_id) if run_id else callback_run_id(task.task_id)
+    return str(run_id) if run_id else callback_run_id(task_id)

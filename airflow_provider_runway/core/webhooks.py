@@ -4,8 +4,10 @@
 ``X-Webhook-Timestamp`` = unix seconds. The signature covers the task id and the timestamp only,
 not the rest of the body.
 
-:func:`verify_webhook` checks a received callback (signature, clock skew, replays) and
-:func:`parse_callback_body` turns either family's body into a :class:`RunwayTask`.
+:func:`verify_webhook` checks a received callback (headers, clock skew, signature, replays, in
+that order, before the body is interpreted) and :func:`parse_callback_body` turns either family's
+body into a :class:`RunwayTask`. Only the task id is signed: everything else in the body, its
+shape (which family it looks like) included, is an unsigned hint.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
-from airflow_provider_runway.core.results import RunwayTask, parse_callback
+from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_callback
 
 SIGNATURE_HEADER = "X-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Webhook-Timestamp"
@@ -43,13 +48,21 @@ def signature_matches(key: str | bytes, task_id: str, timestamp: int | str, sign
 DEFAULT_MAX_SKEW = 300.0
 #: Largest callback body parsed; KIE's callbacks are well under 4 KiB.
 MAX_CALLBACK_BODY_BYTES = 1024 * 1024
+#: Deepest nesting of arrays and objects accepted in a callback body; KIE's are two levels deep.
+MAX_CALLBACK_DEPTH = 32
+#: Longest task id accepted from a callback (as for ids passed to the operators).
+MAX_CALLBACK_TASK_ID_LENGTH = 128
+#: ``X-Webhook-Timestamp``: unix seconds, digits only.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+#: JSON strings (escapes included), removed before counting brackets.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
 class WebhookVerificationError(ValueError):
     """A callback failed verification; ``reason`` is a short machine-readable cause.
 
-    Reasons: ``no_key``, ``malformed_body``, ``missing_header``, ``bad_timestamp``, ``bad_signature``,
-    ``stale``, ``future``, ``replayed``. A receiver usually answers 401 (or 400 for a malformed body);
+    Reasons: ``no_key``, ``missing_header``, ``bad_timestamp``, ``stale``, ``future``, ``malformed_body``,
+    ``bad_signature``, ``replayed``. A receiver usually answers 401 (or 400 for a malformed body);
     for ``replayed`` a 200 is fine, since the first delivery was already accepted.
     """
 
@@ -99,40 +112,105 @@ class ReplayCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+
+#: The replay cache :func:`verify_webhook` uses unless given another (or ``None`` to turn it off).
+DEFAULT_REPLAY_CACHE = ReplayCache()
+
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     if value is None:
         lowered = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+        value = next((v for k, v in headers.items() if str(k).lower() == lowered), None)
     if value is None:
         return None
     text = str(value).strip()
     return text or None
 
 
-def _decode_json(body: bytes | str | Mapping[str, Any]) -> Any:
+def _too_deep(text: str, limit: int = MAX_CALLBACK_DEPTH) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects deeper than ``limit`` (checked before parsing)."""
+    depth = 0
+    for char in _JSON_STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _decode_json(body: Any) -> Any:
+    """Decode a raw body, refusing oversized or too deeply nested ones before the parser sees them."""
     if isinstance(body, Mapping):
         return body
+    if isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
     if isinstance(body, bytes):
         if len(body) > MAX_CALLBACK_BODY_BYTES:
             raise ValueError(f"Callback body is larger than {MAX_CALLBACK_BODY_BYTES} bytes")
-        body = body.decode("utf-8")
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("Callback body is not UTF-8") from None
+    if not isinstance(body, str):
+        raise ValueError(f"Callback body must be bytes, text or a mapping, not {type(body).__name__}")
     if len(body) > MAX_CALLBACK_BODY_BYTES:
         raise ValueError(f"Callback body is larger than {MAX_CALLBACK_BODY_BYTES} bytes")
-    return json.loads(body)
+    if _too_deep(body):
+        raise ValueError(f"Callback body nests deeper than {MAX_CALLBACK_DEPTH} levels")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError; so is an over-long integer
+        raise ValueError(f"Callback body is not valid JSON: {type(err).__name__}") from None
+
+
+def _signed_task_id(payload: Any) -> str:
+    """The task id a callback names, the only signed field.
+
+    Aleph's top-level ``taskId``, else Runway's ``data.task_id`` (or ``data.taskId``).
+    """
+    if not isinstance(payload, Mapping):
+        raise ValueError("Callback body is not a JSON object")
+    if "taskId" in payload:
+        task_id = payload["taskId"]
+    else:
+        data = payload.get("data")
+        data = data if isinstance(data, Mapping) else {}
+        task_id = data.get("task_id") or data.get("taskId")
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise ValueError("Callback body carries no task id")
+    task_id = task_id.strip()
+    if len(task_id) > MAX_CALLBACK_TASK_ID_LENGTH or any(c.isspace() or not c.isprintable() for c in task_id):
+        raise ValueError("Callback task id is not a task id")
+    return task_id
+
+
+def _parse(payload: Any, task_id: str) -> RunwayTask:
+    try:
+        task = parse_callback(payload)
+    except (ValueError, TypeError, AttributeError, RecursionError) as err:
+        raise ValueError(f"Callback body rejected: {type(err).__name__}: {str(err)[:200]}") from None
+    if task.task_id != task_id:
+        raise ValueError("Callback body names two task ids")
+    return task
 
 
 def parse_callback_body(body: bytes | str | Mapping[str, Any]) -> RunwayTask:
     """Normalise a callback body of either family (raw bytes, text or decoded JSON).
 
-    Raises :class:`ValueError` when the body is not JSON or carries no task id.
+    Nothing here is verified: use :func:`verify_webhook` for callbacks from the network.
+    Raises :class:`ValueError` for any body that is not a callback (not JSON, too large, too deeply
+    nested, no task id), never anything else.
     """
-    try:
-        payload = _decode_json(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"Callback body is not valid JSON: {err}") from None
-    return parse_callback(payload)
+    payload = _decode_json(body)
+    return _parse(payload, _signed_task_id(payload))
 
 
 def verify_webhook(
@@ -140,43 +218,41 @@ def verify_webhook(
     body: bytes | str | Mapping[str, Any],
     key: str,
     *,
+    family: str | TaskFamily | None = None,
     max_skew: float = DEFAULT_MAX_SKEW,
     now: float | None = None,
-    replay_cache: ReplayCache | None = None,
+    replay_cache: ReplayCache | None = DEFAULT_REPLAY_CACHE,
 ) -> RunwayTask:
     """Verify a signed KIE callback and return its normalised task.
 
-    Checks, in order: the body names a task, both headers are present, the signature matches
-    (constant-time), the timestamp is within ``max_skew`` seconds of ``now`` (default: the
-    current time) in either direction, and, with a ``replay_cache``, that this task id and
-    timestamp were not accepted before.
+    Checks, in order, each before the next: both headers are present, the timestamp is unix seconds
+    within ``max_skew`` seconds of ``now`` (default: the current time) in either direction, the body
+    is JSON of bounded size and depth naming a task id, the signature of that id and timestamp
+    matches (constant-time), and this id and timestamp were not accepted before. Only then is the
+    rest of the body read.
 
-    The signature covers only the task id and the timestamp, not the URLs in the body: treat
-    them as hints and read the task from the API (``RunwayHook.get_task``) before trusting them.
+    Replay protection is on by default (a process-wide :data:`DEFAULT_REPLAY_CACHE`); pass your own
+    cache (e.g. a shared store for several processes), or ``None`` to turn it off.
 
+    The signature covers only the task id and the timestamp: the state, messages, URLs and the body's
+    shape are unsigned hints. Read the task from the API (``RunwayHook.get_task``) before trusting
+    them, with the family of the operator that asked for the callback.
+
+    :param family: the family of the operator that set this callback URL; the returned task carries it
+        instead of the family the body's shape suggests.
     :raises WebhookVerificationError: with ``reason`` set; the message never contains the key.
     """
     if not key:
         raise WebhookVerificationError("no_key", "No webhook HMAC key is configured; cannot verify the callback")
-    try:
-        task = parse_callback_body(body)
-    except ValueError as err:
-        raise WebhookVerificationError("malformed_body", f"Callback body rejected: {err}") from None
+    task_family = None if family is None else TaskFamily.coerce(family)
     signature = _header(headers, SIGNATURE_HEADER)
     timestamp = _header(headers, TIMESTAMP_HEADER)
     missing = [name for name, value in ((SIGNATURE_HEADER, signature), (TIMESTAMP_HEADER, timestamp)) if not value]
     if signature is None or timestamp is None:
         raise WebhookVerificationError("missing_header", f"Callback is missing header(s): {', '.join(missing)}")
-    try:
-        sent_at = int(timestamp)
-    except ValueError:
-        raise WebhookVerificationError(
-            "bad_timestamp", f"{TIMESTAMP_HEADER} is not unix seconds: {timestamp[:40]!r}"
-        ) from None
-    if not signature_matches(key, task.task_id, timestamp, signature):
-        raise WebhookVerificationError(
-            "bad_signature", f"{SIGNATURE_HEADER} does not match for task {task.task_id[:128]!r}"
-        )
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise WebhookVerificationError("bad_timestamp", f"{TIMESTAMP_HEADER} is not unix seconds: {timestamp[:40]!r}")
+    sent_at = int(timestamp)
     current = time.time() if now is None else now
     if current - sent_at > max_skew:
         raise WebhookVerificationError(
@@ -187,8 +263,38 @@ def verify_webhook(
             "future",
             f"Callback timestamp is {sent_at - current:.0f} s in the future (more than {max_skew:.0f} s allowed)",
         )
-    if replay_cache is not None and not replay_cache.check_and_add(task.task_id, timestamp, current):
-        raise WebhookVerificationError(
-            "replayed", f"Callback for task {task.task_id[:128]!r} at {timestamp} was already accepted"
-        )
-    return task
+    try:
+        payload = _decode_json(body)
+        task_id = _signed_task_id(payload)
+    except ValueError as err:
+        raise WebhookVerificationError("malformed_body", f"Callback body rejected: {err}") from None
+    if not signature_matches(key, task_id, timestamp, signature):
+        raise WebhookVerificationError("bad_signature", f"{SIGNATURE_HEADER} does not match for task {task_id!r}")
+    if replay_cache is not None and not replay_cache.check_and_add(task_id, timestamp, current):
+        raise WebhookVerificationError("replayed", f"Callback for task {task_id!r} at {timestamp} was already accepted")
+    try:
+        task = _parse(payload, task_id)
+    except ValueError as err:
+        raise WebhookVerificationError("malformed_body", str(err)) from None
+    return task if task_family is None else replace(task, family=task_family)
+
+
+def plain_http_callback_warning(callback_url: Any) -> str | None:
+    """A warning to log when ``callback_url`` is plain http, else ``None``.
+
+    Over http the callback, its signature and the task id travel in clear and can be read or replayed
+    (within the skew) by anyone on the path; use https for any receiver that is not on this machine.
+    """
+    if not isinstance(callback_url, str):
+        return None
+    try:
+        parts = urlsplit(callback_url)
+        host = parts.hostname
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "http":
+        return None
+    return (
+        f"callback_url uses plain http (host {host or '?'}): KIE's callback and its signature travel "
+        "unencrypted; use an https URL"
+    )

@@ -580,7 +580,10 @@ class RunwayHook(HttpHook):
         except Exception as error:  # requests', urllib3's and http.client's alike (a bad header is a ValueError)
             elapsed = (time.monotonic() - started) * 1000
             self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
-            never_sent = isinstance(error, ValueError) or _request_never_sent(error)  # ValueError: refused locally
+            # A ValueError (a bad header, an invalid URL) is a local refusal: nothing was sent.
+            never_sent = isinstance(error, ValueError) or (
+                isinstance(error, requests.RequestException) and _request_never_sent(error)
+            )
             failure = self._transport_error(method, path, error, never_sent=never_sent)
         if failure is not None:
             raise failure  # raised outside the handler, so the original error (which may quote the key) is not chained

@@ -46,6 +46,7 @@ from airflow_provider_runway.core import (
     ValidationLimits,
 )
 from airflow_provider_runway.core.models import DEFAULT_DURATIONS
+from airflow_provider_runway.core.webhooks import plain_http_callback_warning
 from airflow_provider_runway.core.wire import status_path
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.links.runway import (
@@ -233,9 +234,12 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         """The create request from the rendered parameters; fails the task at once when invalid."""
         values = {name: _coerce_rendered(name, value) for name, value in self._request_values().items()}
         try:
-            return self.request_class(**values, limits=limits)
+            request = self.request_class(**values, limits=limits)
         except RunwayParameterError as err:
             raise AirflowFailException(f"{self.task_id}: {err.message}; no Runway task was created") from err
+        if warning := plain_http_callback_warning(request.callback_url):
+            self.log.warning("%s: %s", self.task_id, warning)
+        return request
 
     # -- hooks and context ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from airflow_provider_runway.callbacks import trigger_dag_run
+from airflow_provider_runway.core.results import TaskFamily
 from airflow_provider_runway.core.webhooks import ReplayCache, WebhookVerificationError, verify_webhook
 
 
@@ -33,16 +34,18 @@ def create_receiver(hmac_key: str, airflow_api: str, dag_id: str, token: Callabl
     app = FastAPI()
     replay_cache = ReplayCache()  # per process; use a shared store (e.g. Redis) with several workers
 
-    @app.post("/runway/callback")
-    async def runway_callback(request: Request) -> Response:
+    # One path per family: each operator's callback_url names its own, e.g. .../runway/callback/aleph
+    # for RunwayAlephOperator. The family comes from there, never from the body's shape.
+    @app.post("/runway/callback/{family}")
+    async def runway_callback(family: TaskFamily, request: Request) -> Response:
         body = await request.body()
         try:
-            task = verify_webhook(request.headers, body, hmac_key, replay_cache=replay_cache)
+            task = verify_webhook(request.headers, body, hmac_key, family=family, replay_cache=replay_cache)
         except WebhookVerificationError as err:
             # A replay was accepted once already: acknowledge it so KIE stops retrying.
             return Response(status_code=200 if err.reason == "replayed" else 401)
         try:
-            await run_in_threadpool(trigger_dag_run, airflow_api, dag_id, task, token=token())
+            await run_in_threadpool(trigger_dag_run, airflow_api, dag_id, task, family=family, token=token())
         except requests.RequestException:
             return Response(status_code=503)  # Airflow unreachable: let KIE retry
         return Response(status_code=200)

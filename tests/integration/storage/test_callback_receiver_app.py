@@ -56,7 +56,7 @@ def test_signed_callback_starts_the_ingest_dag(
     tmp_path: Path,
 ) -> None:
     sim = runway_sim_factory(webhook_hmac_key=HMAC_KEY)
-    conn = {"conn_type": "runway", "host": sim.url, "password": TEST_API_KEY, "extra": {"webhook_hmac_key": HMAC_KEY}}
+    conn = {"conn_type": "runway", "host": sim.url, "password": TEST_API_KEY, "extra": {"webhook_secret": HMAC_KEY}}
     monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", json.dumps(conn))
     dag = ingest_dag(f"file://{tmp_path}/")
     serialize(dag)
@@ -64,13 +64,13 @@ def test_signed_callback_starts_the_ingest_dag(
     receiver = create_receiver(HMAC_KEY, api_url, dag.dag_id, token=lambda: token)
     with serve_asgi(receiver) as receiver_url:
         task_id = RunwayHook().create_task(
-            GenerateRequest(prompt="A fox in snow", callback_url=f"{receiver_url}/runway/callback")
+            GenerateRequest(prompt="A fox in snow", callback_url=f"{receiver_url}/runway/callback/runway")
         )
         [delivery] = sim.wait_for_callbacks(1)
         assert delivery["delivered"] and delivery["status"] == 200
         # A forged callback for the same task is refused by the receiver.
         forged = requests.post(
-            f"{receiver_url}/runway/callback",
+            f"{receiver_url}/runway/callback/runway",
             json={"code": 200, "msg": "ok", "data": {"task_id": task_id, "video_url": "https://evil.test/x.mp4"}},
             headers={"X-Webhook-Timestamp": str(int(time.time())), "X-Webhook-Signature": "AAAA"},
             timeout=10,
@@ -80,7 +80,7 @@ def test_signed_callback_starts_the_ingest_dag(
     runs = requests.get(f"{api_url}/api/v2/dags/{dag.dag_id}/dagRuns", headers=headers, timeout=10).json()
     [run] = runs["dag_runs"]
     assert run["dag_run_id"] == callback_run_id(task_id)
-    assert run["conf"] == {"runway_task_id": task_id, "family": "runway", "state": "succeeded"}
+    assert run["conf"] == {"runway_task_id": task_id, "family": "runway"}  # nothing unsigned
     # Run the triggered DAG's work with the same conf (the scheduler would do this in production).
     result = dag.test(run_conf=run["conf"])
     assert result.state == DagRunState.SUCCESS

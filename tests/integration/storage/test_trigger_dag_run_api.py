@@ -40,19 +40,19 @@ def test_trigger_creates_one_run_per_task(airflow_api: tuple[str, str]) -> None:
     base, token = airflow_api
     dag = serialized_dag()
     done = RunwayTask("ee603959-debb-48d1", TaskFamily.RUNWAY, TaskStatus.SUCCEEDED, video_url="https://f.test/v.mp4")
-    run_id = trigger_dag_run(base, dag.dag_id, done, token=token)
+    run_id = trigger_dag_run(base, dag.dag_id, done, family="runway", token=token)
     assert run_id == callback_run_id(done.task_id)
     # KIE redelivers: the same run id is refused with 409, which means "already handled".
-    assert trigger_dag_run(base, dag.dag_id, done, token=token) is None
+    assert trigger_dag_run(base, dag.dag_id, done, family="runway", token=token) is None
     run = requests.get(
         f"{base}/api/v2/dags/{dag.dag_id}/dagRuns/{run_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10
     ).json()
-    assert run["conf"] == {"runway_task_id": done.task_id, "family": "runway", "state": "succeeded"}
+    assert run["conf"] == {"runway_task_id": done.task_id, "family": "runway"}
     assert run["logical_date"] is None
     with pytest.raises(requests.HTTPError, match="HTTP 404"):
-        trigger_dag_run(base, "no_such_dag", done, token=token)
+        trigger_dag_run(base, "no_such_dag", done, family="runway", token=token)
     with pytest.raises(requests.HTTPError, match=r"HTTP 40[13]"):
-        trigger_dag_run(base, dag.dag_id, done, token="forged")
+        trigger_dag_run(base, dag.dag_id, done, family="runway", token="forged")
 
 
 def test_password_token_of_the_readme_receiver(
@@ -72,6 +72,6 @@ def test_password_token_of_the_readme_receiver(
     failed = RunwayTask("t-9", TaskFamily.ALEPH, TaskStatus.FAILED, fail_code="400", fail_message="Rejected")
     with serve_asgi(create_app("core")) as base:
         token = password_token(base, "receiver", "pw-123456")()
-        assert trigger_dag_run(base, dag.dag_id, failed, token=token) == "runway__t-9"
+        assert trigger_dag_run(base, dag.dag_id, failed, family="aleph", token=token) == "runway__t-9"
         with pytest.raises(requests.HTTPError, match="401"):
             password_token(base, "receiver", "wrong")()

@@ -76,7 +76,7 @@ class TestVerifyRunwayCallback:
     def test_missing_key_refuses_by_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
         set_connection(monkeypatch)
         headers, body = signed(BODY)
-        with pytest.raises(WebhookVerificationError, match="webhook_hmac_key") as err:
+        with pytest.raises(WebhookVerificationError, match="webhook_secret") as err:
             verify_runway_callback(headers, body, now=NOW)
         assert err.value.reason == "no_key"
 
@@ -107,22 +107,22 @@ class TestRunRequest:
 
     def test_success_request_carries_ids_only(self) -> None:
         task = RunwayTask("task-42", TaskFamily.RUNWAY, TaskStatus.SUCCEEDED, video_url="https://f.test/v.mp4")
-        assert callback_run_request(task, note="from KIE") == {
+        assert callback_run_request(task, family="runway", note="from KIE") == {
             "dag_run_id": "runway__task-42",
             "logical_date": None,
-            "conf": {"runway_task_id": "task-42", "family": "runway", "state": "succeeded"},
+            "conf": {"runway_task_id": "task-42", "family": "runway"},
             "note": "from KIE",
         }
 
-    def test_failure_request_carries_the_reason(self) -> None:
+    def test_failure_request_carries_no_unsigned_field(self) -> None:
         task = RunwayTask("aleph-7", TaskFamily.ALEPH, TaskStatus.FAILED, fail_code="400", fail_message="Rejected")
-        conf = callback_run_request(task)["conf"]
-        assert conf == {
+        assert callback_run_request(task, family=TaskFamily.ALEPH)["conf"] == {
             "runway_task_id": "aleph-7",
             "family": "aleph",
-            "state": "failed",
-            "fail_code": "400",
-            "fail_message": "Rejected",
+        }
+        assert callback_run_request("aleph-7", family="aleph")["conf"] == {
+            "runway_task_id": "aleph-7",
+            "family": "aleph",
         }
 
 
@@ -133,28 +133,34 @@ class TestTriggerDagRun:
     @responses.activate
     def test_posts_the_request_with_the_token(self) -> None:
         responses.add(responses.POST, self.URL, json={"dag_run_id": "runway__task-42", "state": "queued"})
-        assert trigger_dag_run("http://airflow.test:8080/", "runway_ingest", self.TASK, token="jwt-1") == (
-            "runway__task-42"
-        )
+        assert trigger_dag_run(
+            "http://airflow.test:8080/", "runway_ingest", self.TASK, family="runway", token="jwt-1"
+        ) == ("runway__task-42")
         sent = responses.calls[0].request
         assert sent.headers["Authorization"] == "Bearer jwt-1"
-        assert json.loads(sent.body or b"{}") == callback_run_request(self.TASK)
+        assert json.loads(sent.body or b"{}") == callback_run_request(self.TASK, family="runway")
 
     @responses.activate
     def test_redelivery_is_a_no_op(self) -> None:
         responses.add(responses.POST, self.URL, status=409, json={"detail": "already exists"})
-        assert trigger_dag_run("http://airflow.test:8080", "runway_ingest", self.TASK, token="jwt-1") is None
+        assert (
+            trigger_dag_run("http://airflow.test:8080", "runway_ingest", self.TASK, family="runway", token="jwt-1")
+            is None
+        )
 
     @responses.activate
     @pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
     def test_other_errors_raise_without_the_token(self, status: int) -> None:
         responses.add(responses.POST, self.URL, status=status, json={"detail": "nope"})
         with pytest.raises(requests.HTTPError, match=f"HTTP {status}") as err:
-            trigger_dag_run("http://airflow.test:8080", "runway_ingest", self.TASK, token="secret-jwt")
+            trigger_dag_run("http://airflow.test:8080", "runway_ingest", self.TASK, family="runway", token="secret-jwt")
         assert "secret-jwt" not in str(err.value)
 
     @responses.activate
     def test_dag_id_is_quoted_and_session_reused(self) -> None:
         responses.add(responses.POST, "http://a.test/api/v2/dags/odd%2Fid/dagRuns", json={"dag_run_id": "r"})
         with requests.Session() as session:
-            assert trigger_dag_run("http://a.test", "odd/id", self.TASK, token="t", session=session) == "r"
+            assert (
+                trigger_dag_run("http://a.test", "odd/id", self.TASK, family="runway", token="t", session=session)
+                == "r"
+            )

@@ -57,8 +57,8 @@ def test_valid_runway_callback_returns_task() -> None:
 
 def test_valid_aleph_callback_with_str_and_mapping_bodies() -> None:
     headers, body = signed(ALEPH_OK)
-    assert verify_webhook(headers, body.decode(), KEY, now=NOW).task_id == "aleph-123"
-    task = verify_webhook(headers, ALEPH_OK, KEY, now=NOW)
+    assert verify_webhook(headers, body.decode(), KEY, now=NOW, replay_cache=None).task_id == "aleph-123"
+    task = verify_webhook(headers, ALEPH_OK, KEY, now=NOW, replay_cache=None)
     assert task.family is TaskFamily.ALEPH
     assert task.video_url == "https://file.example/a.mp4"
 
