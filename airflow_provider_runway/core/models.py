@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import urlparse
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_runway.core.errors import RunwayParameterError
 
@@ -68,6 +68,33 @@ def check_prompt(prompt: Any, limits: ValidationLimits, name: str = "prompt") ->
     return prompt
 
 
+def _has_control_or_space(value: str) -> bool:
+    return any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def is_http_url(value: Any) -> bool:
+    """Whether ``value`` is an absolute http(s) URL with a host, at most 2048 characters, no whitespace."""
+    if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH or _has_control_or_space(value):
+        return False
+    try:
+        parsed = urlsplit(value)
+        host = parsed.hostname
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(host)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without query string, fragment and user info: signed links carry tokens there."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
 def check_url(value: Any, name: str, *, required: bool = False) -> str | None:
     """An absolute http(s) URL, or ``None`` when optional and unset."""
     if value is None or value == "":
@@ -78,8 +105,7 @@ def check_url(value: Any, name: str, *, required: bool = False) -> str | None:
         raise RunwayParameterError(name, value, "must be an absolute http(s) URL string")
     if len(value) > MAX_URL_LENGTH:
         raise RunwayParameterError(name, value, f"must be at most {MAX_URL_LENGTH} characters")
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() for c in value):
+    if not is_http_url(value):
         raise RunwayParameterError(name, value, "must be an absolute http(s) URL, e.g. https://host/path")
     return value
 
@@ -132,10 +158,15 @@ def check_seed(value: Any, name: str = "seed") -> int | None:
     return value
 
 
+def is_task_id(value: Any) -> bool:
+    """Whether ``value`` is a task id: a non-empty string of at most 128 characters, no whitespace."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_TASK_ID_LENGTH and not _has_control_or_space(value)
+
+
 def check_task_id(value: Any, name: str = "task_id") -> str:
     if not isinstance(value, str) or not value.strip():
         raise RunwayParameterError(name, value, "must be a non-empty task id string")
-    if len(value) > MAX_TASK_ID_LENGTH or any(c.isspace() or ord(c) < 32 for c in value):
+    if not is_task_id(value):
         raise RunwayParameterError(
             name, value, f"must be a task id of at most {MAX_TASK_ID_LENGTH} characters with no whitespace"
         )

@@ -3,6 +3,10 @@
 Accepted shapes: Runway ``record-detail`` (``state`` or ``status``; nested ``videoInfo`` or a
 flat ``videoUrl``), Aleph ``record-info`` (``successFlag``/``errorCode``/``errorMessage``/
 ``response``), and both callback bodies. Unknown or missing states are *pending*, never a crash.
+
+Values from a response are checked as inputs are: URLs must be absolute http(s) URLs and ids
+task-id strings, else they are dropped; a success whose video URL is dropped is a failure. The
+id a caller asked about is kept, whatever id the body names.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
+
+from airflow_provider_runway.core.models import is_http_url, is_task_id
 
 
 class TaskFamily(str, Enum):
@@ -56,6 +62,7 @@ RUNWAY_STATES: dict[str, TaskStatus] = {
 }
 
 NO_VIDEO_MESSAGE = "The API reported success but returned no video URL"
+BAD_VIDEO_URL_MESSAGE = "The API reported success but its video URL is not an absolute http(s) URL"
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,18 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _url(value: Any) -> str | None:
+    """An absolute http(s) URL from a response, or ``None``."""
+    text = _text(value)
+    return text if is_http_url(text) else None
+
+
+def _id(value: Any) -> str | None:
+    """A task or video id from a response, or ``None`` when it is not a valid id."""
+    text = _text(value)
+    return text if is_task_id(text) else None
+
+
 def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes")
@@ -188,42 +207,47 @@ def _as_mapping(value: Any) -> Mapping[str, Any]:
     return {}
 
 
-def _finish(task: RunwayTask) -> RunwayTask:
-    """A success without a video URL is a failure with a clear message."""
+def _finish(task: RunwayTask, raw_video_url: str | None = None) -> RunwayTask:
+    """A success without a usable video URL is a failure with a clear message."""
     if task.status is TaskStatus.SUCCEEDED and not task.video_url:
+        if raw_video_url:
+            return task.as_failed(BAD_VIDEO_URL_MESSAGE, code=task.fail_code or "invalid_video_url")
         return task.as_failed(NO_VIDEO_MESSAGE, code=task.fail_code or "no_video_url")
     return task
 
 
 def parse_runway_record(data: Any, task_id: str | None = None) -> RunwayTask:
-    """Normalise a Runway ``record-detail`` ``data`` object (or the seed's flat variant)."""
+    """Normalise a Runway ``record-detail`` ``data`` object (or the seed's flat variant).
+
+    :param task_id: the id asked about; kept as the task's id. Without it the body's id is used.
+    """
     record = _as_mapping(data)
     raw = record.get("state", record.get("status"))
     raw_state = raw.strip().lower() if isinstance(raw, str) else None
     status = RUNWAY_STATES.get(raw_state or "", TaskStatus.PENDING)
     info = _as_mapping(record.get("videoInfo"))
-    video_url = _text(info.get("videoUrl")) or _text(record.get("videoUrl"))
-    image_url = _text(info.get("imageUrl")) or _text(record.get("imageUrl"))
+    raw_video_url = _text(info.get("videoUrl")) or _text(record.get("videoUrl"))
+    image_url = _url(info.get("imageUrl")) or _url(record.get("imageUrl"))
     fail_message = _text(record.get("failMsg")) or _text(record.get("errorMessage"))
     fail_code = _text(record.get("failCode"))
     if status is TaskStatus.FAILED and not fail_message:
         fail_message = "The task failed without a reason"
     task = RunwayTask(
-        task_id=_text(record.get("taskId")) or _text(info.get("taskId")) or task_id or "",
+        task_id=task_id or _id(record.get("taskId")) or _id(info.get("taskId")) or "",
         family=TaskFamily.RUNWAY,
         status=status,
         raw_state=raw_state,
-        video_url=video_url,
+        video_url=_url(raw_video_url),
         image_url=image_url,
-        video_id=_text(info.get("videoId")) or _text(record.get("videoId")),
-        parent_task_id=_text(record.get("parentTaskId")),
+        video_id=_id(info.get("videoId")) or _id(record.get("videoId")),
+        parent_task_id=_id(record.get("parentTaskId")),
         fail_code=fail_code if status is TaskStatus.FAILED else None,
         fail_message=fail_message if status is TaskStatus.FAILED else None,
         expired=_flag(record.get("expireFlag")),
         created_at=parse_time(record.get("generateTime") or record.get("createdAt") or record.get("createTime")),
         completed_at=parse_time(record.get("completedAt") or record.get("completeTime")),
     )
-    return _finish(task)
+    return _finish(task, raw_video_url)
 
 
 def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
@@ -231,6 +255,8 @@ def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
 
     In progress: ``successFlag`` 0, ``errorCode`` 0/null, no message. Success: ``successFlag`` 1.
     Failed: ``successFlag`` 0 with a non-zero ``errorCode`` or a non-empty ``errorMessage``.
+
+    :param task_id: the id asked about; kept as the task's id. Without it the body's id is used.
     """
     record = _as_mapping(data)
     response = _as_mapping(record.get("response"))
@@ -239,6 +265,7 @@ def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
     if error_code is not None and error_code.lstrip("0.") == "":  # "0" as a string is no error, like 0
         error_code = None
     error_message = _text(record.get("errorMessage"))
+    raw_video_url = _text(response.get("resultVideoUrl"))
     if _flag(success_flag):
         status = TaskStatus.SUCCEEDED
     elif error_code or error_message:
@@ -248,20 +275,20 @@ def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
     else:
         status = TaskStatus.PENDING
     task = RunwayTask(
-        task_id=_text(record.get("taskId")) or _text(response.get("taskId")) or task_id or "",
+        task_id=task_id or _id(record.get("taskId")) or _id(response.get("taskId")) or "",
         family=TaskFamily.ALEPH,
         status=status,
         raw_state=f"successFlag={success_flag}" if success_flag is not None else None,
-        video_url=_text(response.get("resultVideoUrl")),
-        image_url=_text(response.get("resultImageUrl")),
-        video_id=_text(response.get("videoId")),
+        video_url=_url(raw_video_url),
+        image_url=_url(response.get("resultImageUrl")),
+        video_id=_id(response.get("videoId")),
         fail_code=error_code if status is TaskStatus.FAILED else None,
         fail_message=(error_message or "The task failed without a reason") if status is TaskStatus.FAILED else None,
         expired=_flag(record.get("expireFlag")),
         created_at=parse_time(record.get("createTime")),
         completed_at=parse_time(record.get("completeTime")),
     )
-    return _finish(task)
+    return _finish(task, raw_video_url)
 
 
 def parse_record(family: str | TaskFamily, data: Any, task_id: str | None = None) -> RunwayTask:
@@ -287,27 +314,30 @@ def parse_callback(body: Any) -> RunwayTask:
     message = _text(payload.get("msg"))
     if "taskId" in payload:
         family = TaskFamily.ALEPH
-        task_id = _text(payload.get("taskId"))
-        video_url = _text(data.get("result_video_url")) or _text(data.get("resultVideoUrl"))
-        image_url = _text(data.get("result_image_url")) or _text(data.get("resultImageUrl"))
+        raw_task_id = _text(payload.get("taskId"))
+        raw_video_url = _text(data.get("result_video_url")) or _text(data.get("resultVideoUrl"))
+        image_url = _url(data.get("result_image_url")) or _url(data.get("resultImageUrl"))
         video_id = None
     else:
         family = TaskFamily.RUNWAY
-        task_id = _text(data.get("task_id")) or _text(data.get("taskId"))
-        video_url = _text(data.get("video_url"))
-        image_url = _text(data.get("image_url"))
-        video_id = _text(data.get("video_id"))
-    if not task_id:
+        raw_task_id = _text(data.get("task_id")) or _text(data.get("taskId"))
+        raw_video_url = _text(data.get("video_url"))
+        image_url = _url(data.get("image_url"))
+        video_id = _id(data.get("video_id"))
+    if not raw_task_id:
         raise ValueError("Callback body carries no task id")
+    task_id = _id(raw_task_id)
+    if task_id is None:
+        raise ValueError("Callback body carries an invalid task id")
     task = RunwayTask(
         task_id=task_id,
         family=family,
         status=TaskStatus.SUCCEEDED if ok else TaskStatus.FAILED,
         raw_state=f"callback code={code}",
-        video_url=video_url,
+        video_url=_url(raw_video_url),
         image_url=image_url,
         video_id=video_id,
         fail_code=None if ok else _text(code),
         fail_message=None if ok else (message or "The task failed without a reason"),
     )
-    return _finish(task)
+    return _finish(task, raw_video_url)

@@ -26,6 +26,7 @@ from airflow_provider_runway.core.errors import (
     RunwayAuthError,
     RunwayCreateUncertainError,
     RunwayError,
+    RunwayParameterError,
     RunwayProtocolError,
     RunwayRateLimitedError,
     RunwayTransportError,
@@ -40,7 +41,9 @@ from airflow_provider_runway.core.models import (
     GenerateRequest,
     ValidationLimits,
     check_task_id,
-    check_url,
+    is_http_url,
+    is_task_id,
+    redact_url,
 )
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_record
 from airflow_provider_runway.core.wire import (
@@ -712,6 +715,8 @@ class RunwayHook(HttpHook):
             task_id = created_task_id(data)
             if task_id is None:
                 raise RunwayProtocolError(f"POST {path} succeeded but returned no taskId: {truncate(repr(data))}")
+            if not is_task_id(task_id):  # checked like an input id: it goes into URLs, file names and logs
+                raise RunwayProtocolError(f"POST {path} returned an invalid taskId: {truncate(repr(task_id))}")
             return task_id
 
         started = time.monotonic()
@@ -757,8 +762,20 @@ class RunwayHook(HttpHook):
 
     def get_download_url(self, url: str) -> str:
         """A temporary (20 minutes) direct download link for a KIE-hosted file ``url``."""
-        check_url(url, "url", required=True)
+        if not is_http_url(url):  # the message names the host and path only: signed links carry tokens
+            raise RunwayParameterError("url", redact_url(str(url)), "must be an absolute http(s) URL")
         return self._call("POST", DOWNLOAD_URL_PATH, body={"url": url}, parse=_to_url)  # type: ignore[no-any-return]
+
+    def get_download_allowed_hosts(self) -> frozenset[str]:
+        """Host names downloads may reach on internal addresses (extra ``download_allowed_hosts``)."""
+        value = self._settings().extra.get("download_allowed_hosts")
+        if value is None or value == "":
+            return frozenset()
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(host, str) for host in value):
+            raise ValueError("Runway connection extra download_allowed_hosts must be a list of host names")
+        return frozenset(host.strip().lower().rstrip(".") for host in value if host.strip())
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the key and base URL by reading the account's credits (the UI's Test button)."""
@@ -880,4 +897,7 @@ def _to_credits(data: Any) -> int:
 def _to_url(data: Any) -> str:
     if not isinstance(data, str) or not data.strip():
         raise RunwayProtocolError(f"POST {DOWNLOAD_URL_PATH} returned no URL: {truncate(repr(data))}")
-    return data.strip()
+    url = data.strip()
+    if not is_http_url(url):
+        raise RunwayProtocolError(f"POST {DOWNLOAD_URL_PATH} returned no http(s) URL: {redact_url(url)!r:.120}")
+    return url

@@ -3,7 +3,8 @@
 KIE has no public page per task, so the link points to the best thing there is: the generated
 video once the task succeeded, and before that the task's status endpoint (JSON; it needs the API
 key, so it is meant for ``curl`` rather than a browser). The operator pushes that URL to XCom as
-soon as the task is created and replaces it with the video URL on success.
+soon as the task is created and replaces it with the video URL on success. Only an absolute
+http(s) URL becomes a link; anything else (``javascript:``, ``data:``, ``file:``...) gives none.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+
+from airflow_provider_runway.core.models import is_http_url
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
@@ -31,4 +34,4 @@ class RunwayTaskLink(BaseOperatorLink):
         if getattr(operator, "runway_task_id", "") is None:
             return ""
         url = XCom.get_value(ti_key=ti_key, key=RUNWAY_RESULT_URL_XCOM_KEY)
-        return url if isinstance(url, str) else ""
+        return url if is_http_url(url) else ""

@@ -45,7 +45,7 @@ from airflow_provider_runway.core import (
     TaskStatus,
     ValidationLimits,
 )
-from airflow_provider_runway.core.models import DEFAULT_DURATIONS
+from airflow_provider_runway.core.models import DEFAULT_DURATIONS, redact_url
 from airflow_provider_runway.core.webhooks import plain_http_callback_warning
 from airflow_provider_runway.core.wire import status_path
 from airflow_provider_runway.hooks.runway import RunwayHook
@@ -430,7 +430,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:
             result.update(self._download(result, self.download_to))
-        self.log.info("Runway task %s succeeded: %s", task.task_id, task.video_url)
+        self.log.info("Runway task %s succeeded: %s", task.task_id, redact_url(task.video_url or ""))
         return result
 
     def _remote_failure(self, err: RunwayTaskFailedError) -> Exception:

@@ -16,6 +16,7 @@ from airflow_provider_runway.core.errors import (
     RunwayNotFoundError,
     RunwayRateLimitedError,
 )
+from airflow_provider_runway.core.models import redact_url
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
 from airflow_provider_runway.hooks.runway import RunwayHook, backoff_delay
 
@@ -253,7 +254,8 @@ class _Wait:
                     "(KIE deletes files after 14 days); the video can no longer be fetched"
                 )
                 return trigger._event("failed", task, message)
-            return trigger._event("success", task, f"Runway task {trigger.runway_task_id} succeeded: {task.video_url}")
+            succeeded = f"Runway task {trigger.runway_task_id} succeeded: {redact_url(task.video_url or '')}"
+            return trigger._event("success", task, succeeded)
         if task.status is TaskStatus.FAILED:
             message = (
                 f"Runway task {trigger.runway_task_id} failed (fail code {task.fail_code or 'none'}): "
