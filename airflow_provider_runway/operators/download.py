@@ -11,7 +11,12 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_runway.core.errors import RunwayResultExpiredError
 from airflow_provider_runway.core.results import RunwayTask
-from airflow_provider_runway.storage import DEFAULT_CHUNK_SIZE, RunwayDownloadError, persist_task_result
+from airflow_provider_runway.storage import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_FILE_DEADLINE,
+    RunwayDownloadError,
+    persist_task_result,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
@@ -27,6 +32,7 @@ def persist_or_fail(
     include_thumbnail: bool = True,
     max_bytes: int | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    file_deadline: float = DEFAULT_FILE_DEADLINE,
 ) -> dict[str, Any]:
     """:func:`~airflow_provider_runway.storage.persist_task_result` for task code.
 
@@ -42,6 +48,7 @@ def persist_or_fail(
             include_thumbnail=include_thumbnail,
             max_bytes=max_bytes,
             chunk_size=chunk_size,
+            file_deadline=file_deadline,
         )
     except RunwayResultExpiredError as err:
         raise AirflowFailException(err.message) from err
@@ -77,7 +84,8 @@ class RunwayDownloadOperator(BaseOperator):
     without ``download_to``. Files are named ``<task id>.mp4`` and ``<task id>.png`` (the id reduced to
     ``[A-Za-z0-9._-]``); a lapsed link is replaced by a fresh one from the API; a file already present
     with the same size is not downloaded again, so retries are cheap. The API key is only sent to the
-    API, never to the file host.
+    API, never to the file host. Redirects to loopback, private, link-local or reserved addresses are
+    refused unless the host is the API's own or listed in the connection extra ``download_allowed_hosts``.
 
     .. seealso::
         :func:`airflow_provider_runway.storage.persist_task_result`
@@ -90,6 +98,7 @@ class RunwayDownloadOperator(BaseOperator):
     :param include_thumbnail: Also store the thumbnail when the task has one.
     :param max_bytes: Refuse files larger than this many bytes (default 500 MB).
     :param chunk_size: Bytes read and written at a time.
+    :param file_deadline: Seconds one file may take, redirects included (default 30 minutes).
     :return: ``{"task_id", "video_path", "video_size", "thumbnail_path", "thumbnail_size"}``, each
         key pushed as its own XCom (``multiple_outputs`` defaults to ``True``).
     """
@@ -106,6 +115,7 @@ class RunwayDownloadOperator(BaseOperator):
         include_thumbnail: bool = True,
         max_bytes: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        file_deadline: float = DEFAULT_FILE_DEADLINE,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)
@@ -114,12 +124,15 @@ class RunwayDownloadOperator(BaseOperator):
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        if file_deadline <= 0:
+            raise ValueError(f"file_deadline must be positive, got {file_deadline}")
         self.task = task
         self.destination = destination
         self.runway_conn_id = runway_conn_id
         self.include_thumbnail = include_thumbnail
         self.max_bytes = max_bytes
         self.chunk_size = chunk_size
+        self.file_deadline = file_deadline
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_runway.hooks.runway import RunwayHook
@@ -132,5 +145,6 @@ class RunwayDownloadOperator(BaseOperator):
             include_thumbnail=self.include_thumbnail,
             max_bytes=self.max_bytes,
             chunk_size=self.chunk_size,
+            file_deadline=self.file_deadline,
         )
         return {"task_id": task.get("task_id"), **stored}

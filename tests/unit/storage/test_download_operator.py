@@ -10,13 +10,13 @@ from typing import Any
 import fsspec
 import pytest
 import responses
-from airflow.providers.common.compat.sdk import AirflowFailException, ObjectStoragePath
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_runway.core.results import RunwayTask
 from airflow_provider_runway.operators.download import RunwayDownloadOperator, coerce_task, persist_or_fail
 from airflow_provider_runway.storage import RunwayDownloadError
 
-from .test_storage import IMAGE, IMAGE_URL, VIDEO, VIDEO_URL, fake_hook, make_task, serve
+from .test_storage import IMAGE, IMAGE_URL, VIDEO, VIDEO_URL, fake_hook, make_task, read_stored, serve, stored_url
 
 
 @pytest.fixture
@@ -79,12 +79,12 @@ def test_execute_stores_files_and_returns_paths(mocked: responses.RequestsMock, 
     result = op.execute(context={})  # type: ignore[arg-type]
     assert result == {
         "task_id": "task-0123abcd",
-        "video_path": f"{dest}task-0123abcd.mp4",
+        "video_path": stored_url(dest, "task-0123abcd.mp4"),
         "video_size": len(VIDEO),
-        "thumbnail_path": f"{dest}task-0123abcd.png",
+        "thumbnail_path": stored_url(dest, "task-0123abcd.png"),
         "thumbnail_size": len(IMAGE),
     }
-    assert ObjectStoragePath(result["video_path"]).read_bytes() == VIDEO
+    assert read_stored(result["video_path"]) == VIDEO
 
 
 def test_execute_without_thumbnail(mocked: responses.RequestsMock, dest: str) -> None:
