@@ -9,7 +9,8 @@ spend their time. Create it once, as the example's setup does::
     airflow pools set runway_generations 10 "KIE Runway concurrent generations" --include-deferred
 
 (or ``airflow pools import dags/runway_pools.json``). The prompt list is the ``prompts`` param, so
-a run can bring its own with ``--conf '{"prompts": [...]}'``; results land under ``output_dir``.
+a run can bring its own with ``--conf '{"prompts": [...]}'``; results land under ``output_dir``,
+which only the deployment sets (``RUNWAY_OUTPUT_DIR``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from airflow.providers.common.compat.sdk import DAG, Param, task
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 
 RUNWAY_POOL = "runway_generations"
+#: Where results go, chosen by the deployment (``RUNWAY_OUTPUT_DIR``), never by a run's conf.
+OUTPUT_DIR = os.environ.get("RUNWAY_OUTPUT_DIR", "file:///tmp/runway-videos/")
 DEFAULT_PROMPTS = [
     f"Product shot {n}: a ceramic mug on a wooden table, slow orbit, soft morning light" for n in range(1, 21)
 ]
@@ -34,7 +37,8 @@ with DAG(
     max_active_runs=1,
     params={
         "prompts": Param(DEFAULT_PROMPTS, type="array"),
-        "output_dir": Param(os.environ.get("RUNWAY_OUTPUT_DIR", "file:///tmp/runway-videos/"), type="string"),
+        # One allowed value, set by the deployment: a run's conf cannot choose where the files go.
+        "output_dir": Param(OUTPUT_DIR, type="string", enum=[OUTPUT_DIR]),
     },
     tags=["example", "runway"],
 ) as dag:

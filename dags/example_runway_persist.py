@@ -7,7 +7,8 @@ the video was stored.
 
 Runs unchanged against the bundled simulator (``runway-sim``) or the real API: the ``runway_default``
 connection decides which. The destination is the ``output_dir`` param (any ``ObjectStoragePath`` URL:
-``file:///...``, ``s3://bucket/prefix/``, ``gs://...``), overridable with ``--conf``.
+``file:///...``, ``s3://bucket/prefix/``, ``gs://...``), set by the deployment through
+``RUNWAY_OUTPUT_DIR``; whoever triggers a run cannot point it anywhere else.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ with DAG(
     catchup=False,
     params={
         "prompt": Param("A lighthouse on a cliff at dawn, waves below, cinematic", type="string"),
-        "output_dir": Param(DEFAULT_OUTPUT_DIR, type="string"),
+        # One allowed value: a run's conf must not send the files to a store of its choosing.
+        "output_dir": Param(DEFAULT_OUTPUT_DIR, type="string", enum=[DEFAULT_OUTPUT_DIR]),
     },
     tags=["example", "runway"],
 ) as dag:
