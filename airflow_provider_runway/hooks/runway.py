@@ -357,7 +357,8 @@ class RunwayHook(HttpHook):
     The connection (type ``runway``) holds the API key in ``password`` and the base URL in ``host``
     (empty means ``https://api.kie.ai``). Optional ``extra`` keys: ``connect_timeout`` and
     ``read_timeout`` (seconds), ``retry_limit``, ``retry_delay``, ``webhook_secret``,
-    ``max_prompt_length``, ``allowed_durations`` and ``use_https``.
+    ``max_prompt_length``, ``allowed_durations``, ``use_https`` and ``download_allowed_hosts``
+    (file hosts that downloads may reach on internal addresses).
 
     The scheme comes from the host when it has one (``http://127.0.0.1:8089``). A host without a
     scheme uses https unless the extra says ``use_https=false``, which is how the URI form of a
