@@ -73,7 +73,7 @@ def get_provider_info() -> dict[str, Any]:
                     "webhook_secret": {
                         "label": "Webhook secret (HMAC key)",
                         "schema": {"type": ["string", "null"], "format": "password"},
-                        "description": "Verifies X-Webhook-Signature on callbacks (formerly the extra webhook_hmac_key)",
+                        "description": "Verifies X-Webhook-Signature on callbacks (formerly webhook_hmac_key)",
                     },
                     "max_prompt_length": {
                         "label": "Longest prompt accepted",

@@ -21,6 +21,8 @@ from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.operators.download import RunwayDownloadOperator
 from airflow_provider_runway.simulator.pytest_plugin import TEST_API_KEY
 
+pytest.importorskip("fastapi", reason="the README receiver is a FastAPI app; Airflow 2 does not install FastAPI")
+
 from .callback_receiver_app import create_receiver
 from .conftest import serialize, serve_asgi
 
