@@ -1,30 +1,59 @@
 #!/usr/bin/env bash
-# Set up a fresh virtualenv from the project's own files and run the whole test suite:
-# ruff, mypy, then pytest (unit, integration against the bundled simulator, end-to-end on real Airflow).
+# The whole test gate: lint, then pytest on every supported Airflow version (the version matrix), run by nox
+# (noxfile.py) in uv-made virtualenvs, ending with one summary table (scripts/matrix_summary.py).
+#
+# Arguments go to nox, pytest arguments after `--`:
+#   bash scripts/test.sh                                   # lint, then 2.11.2, 3.0.6, 3.1.8, 3.2.2 and 3.3.2
+#   bash scripts/test.sh -s tests-3.3.2 -- -k sensor       # one version, some tests
+#   bash scripts/test.sh -l                                # list the sessions
+# MATRIX_JOBS=2 runs two sessions at a time (each with its own output block, printed when it ends).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
-VENV="${VENV:-.venv}"
+TOOLS_VENV="${TOOLS_VENV:-.venv-tools}"
+TOOLS=(nox==2026.10.20 uv==0.13.9)
+REPORTS="${RUNWAY_TEST_REPORTS:-$PWD/build/test-reports}"
+JOBS="${MATRIX_JOBS:-1}"
 
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PYTHON" -m venv "$VENV"
+# A small virtualenv holding only the pinned nox and uv; rebuilt when the pins change.
+if [ "$(cat "$TOOLS_VENV/.pins" 2>/dev/null)" != "${TOOLS[*]}" ]; then
+  echo "== installing ${TOOLS[*]} into $TOOLS_VENV"
+  rm -rf "$TOOLS_VENV"
+  "$PYTHON" -m venv "$TOOLS_VENV"
+  if ! pip_log=$("$TOOLS_VENV/bin/python" -m pip install --quiet "${TOOLS[@]}" 2>&1); then
+    echo "$pip_log" >&2
+    exit 1
+  fi
+  echo "${TOOLS[*]}" >"$TOOLS_VENV/.pins"
 fi
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[test]"
+export PATH="$PWD/$TOOLS_VENV/bin:$PATH"
+# Python itself comes from the machine; uv must not try to download one.
+export UV_PYTHON_DOWNLOADS="${UV_PYTHON_DOWNLOADS:-never}"
 
-echo "== ruff"
-"$VENV/bin/ruff" check .
-"$VENV/bin/ruff" format --check .
-echo "== mypy"
-"$VENV/bin/mypy"
-echo "== pytest"
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    -l | --list | --list-sessions | -h | --help | --version | --usage) exec nox "$@" ;;
+  esac
+done
+
+parallel=()
+if [ "$JOBS" != 1 ]; then
+  parallel=(--parallel "$JOBS")
+fi
+
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+export RUNWAY_TEST_REPORTS="$REPORTS"
+started=$(date +%s)
 set +e
-"$VENV/bin/python" -m pytest "$@"
-status=$?
+nox --report "$REPORTS/nox.json" "${parallel[@]}" "$@"
+nox_status=$?
+"$TOOLS_VENV/bin/python" scripts/matrix_summary.py "$REPORTS/nox.json" "$REPORTS" "$(($(date +%s) - started))"
+summary_status=$?
 set -e
-if [ "$status" -eq 5 ]; then
-  echo "pytest collected no tests: that is a failure for this project" >&2
-  exit 1
+if [ "$summary_status" -ne 0 ]; then
+  exit "$summary_status"
 fi
-exit "$status"
+exit "$nox_status"

@@ -1,0 +1,142 @@
+"""Nox sessions for the Airflow version matrix: ``lint``, then ``tests-<airflow version>`` for each version.
+
+Run through ``bash scripts/test.sh``, which installs pinned ``nox`` and ``uv``, runs these sessions and prints
+one summary table from the JUnit XML files they write (``scripts/matrix_summary.py``). Each session gets its
+own uv-made virtualenv with ``apache-airflow==<version>`` pinned by ``constraints/airflow-<version>.txt``.
+
+Examples::
+
+    bash scripts/test.sh                                  # lint and every version
+    bash scripts/test.sh -s tests-3.3.2                   # one version
+    bash scripts/test.sh -s tests-2.11.2 -- -k sensor     # extra pytest arguments
+    bash scripts/test.sh -s tests-3.0.6 -- tests/unit/hooks   # only these paths
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from xml.etree import ElementTree
+
+import nox
+from nox.command import CommandFailed
+
+nox.needs_version = ">=2026.10.20"
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_missing_interpreters = True
+nox.options.stop_on_first_error = False
+nox.options.download_python = "never"
+
+PYTHON = "3.11"
+REPO_ROOT = Path(__file__).resolve().parent
+#: Where every session writes its JUnit XML; ``scripts/matrix_summary.py`` reads it.
+REPORT_DIR = Path(os.environ.get("RUNWAY_TEST_REPORTS", REPO_ROOT / "build" / "test-reports"))
+
+#: The newest patch release of every Airflow line the provider supports.
+AIRFLOW_VERSIONS = ("2.11.2", "3.0.6", "3.1.8", "3.2.2", "3.3.2")
+#: The end-to-end suite (real scheduler, triggerer and api-server/webserver processes) runs on the oldest and
+#: the newest line only: it is the slowest suite, and the lines between share 3.3's process model.
+E2E_VERSIONS = ("2.11.2", "3.3.2")
+#: docker-compose.yml builds on the official ``apache/airflow:3.3.2`` image, so its checks run on 3.3 only.
+COMPOSE_TEST = "tests/e2e/test_docker_compose.py"
+#: The environment ``lint`` type-checks against.
+LINT_AIRFLOW = AIRFLOW_VERSIONS[-1]
+
+#: The slowest sessions (those with the end-to-end suite) first, so that ``--parallel`` finishes sooner.
+nox.options.sessions = [
+    *(f"tests-{version}" for version in sorted(AIRFLOW_VERSIONS, key=lambda v: v not in E2E_VERSIONS)),
+    "lint",
+]
+
+
+def install_airflow(session: nox.Session, airflow: str) -> None:
+    """Install one Airflow release with its constraints, the providers this package needs, and this package."""
+    session.install(
+        "-c",
+        f"constraints/airflow-{airflow}.txt",
+        f"apache-airflow=={airflow}",
+        "apache-airflow-providers-http",
+        "apache-airflow-providers-common-compat",
+        "-e",
+        ".[test]",
+    )
+
+
+def test_paths(airflow: str) -> list[str]:
+    """The pytest paths (and ignores) of the matrix for one Airflow version."""
+    paths = ["tests/unit", "tests/integration"]
+    if airflow in E2E_VERSIONS:
+        paths.append("tests/e2e")
+        if airflow != LINT_AIRFLOW:
+            paths.append(f"--ignore={COMPOSE_TEST}")
+    return paths
+
+
+def names_a_path(arg: str) -> bool:
+    """Whether a pytest argument names a test path (``tests/unit``, ``tests/x.py::test_y``)."""
+    return not arg.startswith("-") and (REPO_ROOT / arg.split("::", 1)[0]).exists()
+
+
+def make_tests_session(airflow: str) -> Callable[[nox.Session], None]:
+    """A ``tests-<airflow>`` session: pytest on one Airflow version, with a JUnit XML report."""
+
+    def tests(session: nox.Session) -> None:
+        install_airflow(session, airflow)
+        session.run("python", "-c", "import airflow, sys; print('Airflow', airflow.__version__, 'on', sys.version)")
+        posargs = list(session.posargs)
+        # Paths given after ``--`` replace the matrix's paths; any other argument is added to them.
+        paths = [] if any(names_a_path(arg) for arg in posargs) else test_paths(airflow)
+        REPORT_DIR.mkdir(parents=True, exist_ok=True)
+        junit = REPORT_DIR / f"{session.name}.xml"
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "-q",
+            "-rfE",
+            # One module that fails to import on an old Airflow must not hide the rest of that version's results.
+            "--continue-on-collection-errors",
+            f"--junitxml={junit}",
+            "-o",
+            f"junit_suite_name={session.name}",
+            *paths,
+            *posargs,
+        )
+
+    suites = "unit, integration and end-to-end suites" if airflow in E2E_VERSIONS else "unit and integration suites"
+    tests.__doc__ = f"The {suites} on Airflow {airflow}."
+    return tests
+
+
+for _version in AIRFLOW_VERSIONS:
+    nox.session(name=f"tests-{_version}", python=PYTHON, allow_parallel=True)(make_tests_session(_version))
+
+
+@nox.session(python=PYTHON, allow_parallel=True)
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check and mypy, on the newest Airflow; every check runs even if one fails."""
+    install_airflow(session, LINT_AIRFLOW)
+    checks = {
+        "ruff check": ["ruff", "check", "."],
+        "ruff format --check": ["ruff", "format", "--check", "."],
+        "mypy": ["mypy"],
+    }
+    suites = ElementTree.Element("testsuites")
+    suite = ElementTree.SubElement(suites, "testsuite", name=session.name)
+    failed = []
+    for name, argv in checks.items():
+        started = time.monotonic()
+        case = ElementTree.SubElement(suite, "testcase", classname="lint", name=name)
+        try:
+            session.run(*argv)
+        except CommandFailed as err:
+            failed.append(name)
+            ElementTree.SubElement(case, "failure", message=str(err.reason or "failed"))
+        case.set("time", f"{time.monotonic() - started:.3f}")
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    ElementTree.ElementTree(suites).write(REPORT_DIR / f"{session.name}.xml", encoding="utf-8", xml_declaration=True)
+    if failed:
+        session.error(f"lint failed: {', '.join(failed)}")
