@@ -266,6 +266,7 @@ def test_job_healthchecks_name_real_job_types(by_role: dict[str, tuple[str, dict
     assert match.group(1) in ARG_JOB_TYPE_FILTER.kwargs["choices"]
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="the compose file runs Airflow 3; Airflow 2 has no api-server")
 def test_api_server_healthcheck_path_exists_in_airflow() -> None:
     import airflow.api_fastapi
 
