@@ -9,7 +9,7 @@ import threading
 import aiohttp
 import pytest
 from aioresponses import aioresponses
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook, Connection
 
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import (
@@ -72,12 +72,12 @@ async def test_one_session_for_the_whole_wait(hook, mocked, monkeypatch):
 
 @pytest.mark.asyncio
 async def test_connection_is_read_with_the_async_api(hook, mocked, monkeypatch):
-    """Airflow 3.1+: ``aget_connection``. Before it: the sync lookup, but never on the event loop's thread."""
+    """``aget_connection`` where it masks asynchronously (3.3.2+); before it the sync lookup, off the loop's thread."""
     loop_thread = threading.get_ident()
     sync_lookup = RunwayHook.get_connection.__func__  # type: ignore[attr-defined]
 
     def lookup_off_the_loop(cls, *args, **kwargs):
-        if hasattr(BaseHook, "aget_connection"):
+        if hasattr(BaseHook, "aget_connection") and hasattr(Connection, "aextra_dejson"):
             raise AssertionError("the synchronous connection lookup must not be used in async code")
         assert threading.get_ident() != loop_thread, "the connection was read on the event loop's thread"
         return sync_lookup(cls, *args, **kwargs)
