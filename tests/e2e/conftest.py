@@ -1,18 +1,22 @@
 """Real Airflow processes on loopback for the end-to-end tests.
 
-:class:`AirflowStack` runs ``airflow db migrate`` in a throwaway ``AIRFLOW_HOME`` on SQLite, then starts
-the api-server, scheduler (LocalExecutor), dag-processor and triggerer as separate processes, each in
-its own process group with its log in the temp dir. The ``process_registry`` fixture tears every
-started process down at the end, even on failure, checks none survived, and prints the tail of each
-log when the test failed.
+:func:`airflow_stack` runs ``airflow db migrate`` in a throwaway ``AIRFLOW_HOME`` on SQLite, then starts the
+installed Airflow's processes, each in its own process group with its log in the temp dir: on Airflow 3 the
+api-server, scheduler (LocalExecutor), dag-processor and triggerer; on Airflow 2.11 the webserver, scheduler
+(SequentialExecutor, with DAG parsing inside) and triggerer. The ``process_registry`` fixture tears every
+started process down at the end, even on failure, checks none survived, and prints the tail of each log when
+the test failed.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import ipaddress
 import json
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,22 +27,27 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(sys.executable).parent
-AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
-#: The log servers would listen on every interface; the api-server reads the logs from disk anyway.
-COMPONENT_ARGS = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
-#: Worker slots of the LocalExecutor: fewer than the pool, so "deferred tasks hold no slot" is visible.
-EXECUTOR_PARALLELISM = 4
 LOG_TAIL_LINES = 60
-WORKER_TITLE_PREFIX = "airflow worker -- LocalExecutor:"
-IDLE_WORKER_TITLE = f"{WORKER_TITLE_PREFIX} <idle>"
+#: A request logged by the api-server (Airflow 3) or the webserver's gunicorn (Airflow 2).
+ACCESS_LOG_LINE = re.compile(r'\[http\.access\]|"(GET|POST|PATCH|PUT|DELETE) /[^"]* HTTP/1\.[01]" \d{3} ')
+LOCAL_WORKER_TITLE_PREFIX = "airflow worker -- LocalExecutor:"
+LOCAL_IDLE_WORKER_TITLE = f"{LOCAL_WORKER_TITLE_PREFIX} <idle>"
+#: The SequentialExecutor's command line for a task, and the title of the task runner it forks (Airflow 2).
+SEQUENTIAL_TASK_COMMAND = "airflow tasks run "
+TASK_RUNNER_TITLE_PREFIX = "airflow task runner:"
+#: A scheduler heartbeat younger than this means its loop is not stuck running a task (heartbeat every 1 s).
+SCHEDULER_LOOP_FRESH_SECONDS = 10.0
 
 
 #: Loopback only: never route these requests through a proxy from the environment.
@@ -126,6 +135,15 @@ class ManagedProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=10)
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the live processes of this group and the children they reaped."""
+        total = 0.0
+        for pid in self.group_members():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                times = psutil.Process(pid).cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+        return total
+
     def group_members(self) -> list[int]:
         """Live (non-zombie) processes still in this process group."""
         members = []
@@ -138,8 +156,8 @@ class ManagedProcess:
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
         if not self.log_path.exists():
             return "(no log)"
-        # The api-server logs every request; those lines would push the informative ones out.
-        text = [line for line in self.read_log().splitlines() if "[http.access]" not in line]
+        # The api-server and webserver log every request; those lines would push the informative ones out.
+        text = [line for line in self.read_log().splitlines() if not ACCESS_LOG_LINE.search(line)]
         return "\n".join(text[-lines:])
 
     def read_log(self) -> str:
@@ -163,6 +181,27 @@ class ProcessRegistry:
         deadline = time.monotonic() + grace
         for process in reversed(self.processes):
             process.stop(grace=max(deadline - time.monotonic(), 0.1))
+
+    def listening_sockets(self) -> dict[str, list[str]]:
+        """``ip:port`` of every TCP socket a live process of each group listens on."""
+        owner = {pid: p.name for p in self.processes if p.alive() for pid in p.group_members()}
+        sockets: dict[str, list[str]] = {}
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.pid in owner:
+                sockets.setdefault(owner[conn.pid], []).append(f"{conn.laddr.ip}:{conn.laddr.port}")
+        return sockets
+
+    def assert_loopback_only(self) -> dict[str, list[str]]:
+        """No started process listens beyond loopback (no log server, no API on every interface)."""
+        sockets = self.listening_sockets()
+        beyond = {
+            name: addresses
+            for name, addresses in sockets.items()
+            if any(not ipaddress.ip_address(address.rsplit(":", 1)[0]).is_loopback for address in addresses)
+        }
+        assert sockets, "no listening socket found: the check would prove nothing"
+        assert beyond == {}, f"listening beyond loopback: {beyond}"
+        return sockets
 
     def leftovers(self) -> dict[str, list[int]]:
         """Processes that survived :meth:`stop_all`, by the name of the group they were started in."""
@@ -203,7 +242,24 @@ def start_runway_sim(registry: ProcessRegistry, tmp: Path, extra_args: list[str]
 
 
 class AirflowStack:
-    """Airflow 3 on loopback: api-server, scheduler, dag-processor and triggerer in one ``AIRFLOW_HOME``."""
+    """Airflow on loopback in one throwaway ``AIRFLOW_HOME`` on SQLite; the version-specific parts are below.
+
+    :meth:`airflow_stack` picks :class:`Airflow3Stack` or :class:`Airflow2Stack` for the installed Airflow.
+    """
+
+    #: The processes :meth:`start` runs, in order.
+    components_to_start: tuple[str, ...] = ()
+    #: Extra arguments per component (log servers off: they would listen on every interface).
+    component_args: Mapping[str, list[str]] = {}
+    executor: str = ""
+    #: How many tasks the executor runs at once (its worker slots).
+    executor_parallelism: int = 0
+    #: Where the stable REST API lives.
+    api_prefix: str = ""
+    #: The parts of the health endpoint that must report ``healthy``.
+    health_parts: tuple[str, ...] = ()
+    #: Seconds between two observations of a run (each costs the REST API two requests).
+    observe_interval: float = 0.5
 
     def __init__(self, registry: ProcessRegistry, home: Path, dags_folder: Path, extra_env: Mapping[str, str]) -> None:
         self.registry = registry
@@ -212,32 +268,28 @@ class AirflowStack:
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.env = self._environment(dags_folder, extra_env)
         self.components: dict[str, ManagedProcess] = {}
+        #: Seconds each step of :meth:`start` took.
+        self.startup_timings: dict[str, float] = {}
         self._restarts = 0
 
     def _environment(self, dags_folder: Path, extra_env: Mapping[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "RUNWAY_"))}
+        # Every task process is a new interpreter; compiling Airflow's modules anew in each costs about
+        # two CPU seconds. Compiled modules go to the temp dir, not next to the sources.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.update(
             {
+                "PYTHONPYCACHEPREFIX": str(self.home.parent / "pycache"),
                 "PATH": f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}",
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-                "AIRFLOW__CORE__PARALLELISM": str(EXECUTOR_PARALLELISM),
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.api_port),
-                "AIRFLOW__API__SECRET_KEY": "e2e-only-api-secret-key",
-                "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-only-jwt-secret-" + "x" * 48,
                 # Manual runs only: unpausing must not add a scheduled run of the @daily example.
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 # A new triggerer adopts a dead one's triggers once its heartbeat is this old.
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
@@ -246,8 +298,13 @@ class AirflowStack:
                 "no_proxy": "127.0.0.1,localhost",
             }
         )
+        env.update(self._version_environment())
         env.update(extra_env)
         return env
+
+    def _version_environment(self) -> dict[str, str]:
+        """Settings only this Airflow line reads."""
+        raise NotImplementedError
 
     # -- processes -------------------------------------------------------------------------------
 
@@ -271,7 +328,7 @@ class AirflowStack:
         log_path = self.home / f"{component}{suffix}.log"
         process = ManagedProcess(
             f"airflow {component}{suffix}",
-            [str(BIN_DIR / "airflow"), component, *COMPONENT_ARGS.get(component, [])],
+            [str(BIN_DIR / "airflow"), component, *self.component_args.get(component, [])],
             log_path,
             self.env,
             self.home,
@@ -285,38 +342,59 @@ class AirflowStack:
         process.kill_hard()
         wait_until(lambda: not process.group_members(), 10, f"every process of {component} to be gone", 0.1)
 
+    def prepare(self) -> None:
+        """One-time setup between ``airflow db migrate`` and starting the components."""
+
     def start(self) -> None:
+        """Migrate the database, prepare, start every component and wait until they report healthy."""
         self.home.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
         self.airflow_cli("db", "migrate")
-        for component in AIRFLOW_COMPONENTS:
+        self.startup_timings["db migrate"] = time.monotonic() - started
+        started = time.monotonic()
+        self.prepare()
+        self.startup_timings["prepare"] = time.monotonic() - started
+        started = time.monotonic()
+        for component in self.components_to_start:
             self.start_component(component)
-        self.wait_healthy(timeout=90)
+        self.wait_healthy(timeout=120)
+        self.startup_timings["components healthy"] = time.monotonic() - started
+        sockets = self.registry.assert_loopback_only()
+        assert any(f"127.0.0.1:{self.api_port}" in found for found in sockets.values()), sockets
 
     def assert_alive(self) -> None:
         for name, process in self.components.items():
             assert process.alive(), f"airflow {name} exited:\n{process.tail()}"
 
+    def health(self) -> dict[str, Any]:
+        return dict(self.get("/monitor/health" if self.api_prefix == "/api/v2" else "/health"))
+
     def wait_healthy(self, timeout: float) -> None:
-        """Wait until the api-server answers and reports scheduler, dag-processor and triggerer healthy."""
+        """Wait until the REST API answers and reports every part in :attr:`health_parts` healthy."""
 
         def healthy() -> bool:
             self.assert_alive()
             try:
-                health = self.get("/api/v2/monitor/health")
-            except (OSError, urllib.error.URLError):
+                health = self.health()
+            except (OSError, urllib.error.URLError, AssertionError):
                 return False
-            parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-            return all(health.get(part, {}).get("status") == "healthy" for part in parts)
+            return all((health.get(part) or {}).get("status") == "healthy" for part in self.health_parts)
 
         wait_until(healthy, timeout, "the Airflow components to report healthy")
 
-    # -- REST API (SimpleAuthManager with every user admin: no token needed) ---------------------
+    # -- REST API --------------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {}
 
     def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """``method`` on ``path`` under :attr:`api_prefix`, JSON in and out; an HTTP error fails the test."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method)
+        req = urllib.request.Request(f"{self.api_url}{self.api_prefix}{path}", data=data, method=method)
         req.add_header("Content-Type", "application/json")
         req.add_header("Accept", "application/json")
+        for name, value in self._auth_headers().items():
+            req.add_header(name, value)
         try:
             with LOOPBACK_OPENER.open(req, timeout=30) as response:
                 return json.loads(response.read() or b"null")
@@ -327,30 +405,38 @@ class AirflowStack:
         return self.request("GET", path)
 
     def wait_for_dag(self, dag_id: str, dag_file: str, timeout: float) -> dict[str, Any]:
-        """Wait until the dag-processor has parsed ``dag_id``; fail at once on an import error in ``dag_file``."""
+        """Wait until ``dag_id`` is parsed; fail at once on an import error in ``dag_file``."""
 
         def parsed() -> dict[str, Any] | None:
             self.assert_alive()
-            for error in self.get("/api/v2/importErrors?limit=100")["import_errors"]:
+            for error in self.get("/importErrors?limit=100")["import_errors"]:
                 assert not error["filename"].endswith(dag_file), f"{dag_file} does not import:\n{error['stack_trace']}"
-            dags = self.get(f"/api/v2/dags?dag_id_pattern={dag_id}")["dags"]
+            dags = self.get(f"/dags?dag_id_pattern={dag_id}")["dags"]
             return next((d for d in dags if d["dag_id"] == dag_id), None)
 
         return dict(wait_until(parsed, timeout, f"DAG {dag_id} to be parsed"))
 
+    def unpause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, run_id: str, logical_date: datetime, conf: Mapping[str, Any]) -> None:
+        body = {"dag_run_id": run_id, "logical_date": logical_date.isoformat(), "conf": dict(conf)}
+        self.request("POST", f"/dags/{dag_id}/dagRuns", body)
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=100"
+        path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances?limit=100"
         return list(self.get(path)["task_instances"])
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
+        return dict(self.get(f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
 
     def pool(self, name: str) -> dict[str, Any]:
-        return dict(self.get(f"/api/v2/pools/{name}"))
+        return dict(self.get(f"/pools/{name}"))
 
     # -- observing worker slots ------------------------------------------------------------------
 
     def _titles(self, recursive: bool) -> list[tuple[int, str]]:
+        """``(parent pid, command line)`` of the scheduler's children (or all its descendants)."""
         scheduler = psutil.Process(self.components["scheduler"].pid)
         titles = []
         for child in scheduler.children(recursive=recursive):
@@ -361,7 +447,52 @@ class AirflowStack:
         return titles
 
     def busy_workers(self) -> list[str]:
-        """Titles of the LocalExecutor's worker processes (its slots) that run a workload right now.
+        """Titles of the executor's slots that run a task right now."""
+        raise NotImplementedError
+
+    def task_processes(self) -> list[str]:
+        """Titles of the processes that run a task's code, under the busy slots."""
+        raise NotImplementedError
+
+    def free_executor_slots(self) -> int:
+        """Executor slots observed free and ready for work."""
+        raise NotImplementedError
+
+    def describe_workers(self) -> str:
+        """What the evidence table's executor column counts."""
+        raise NotImplementedError
+
+
+class Airflow3Stack(AirflowStack):
+    """Airflow 3: api-server, scheduler (LocalExecutor), dag-processor and triggerer; ``/api/v2``.
+
+    The SimpleAuthManager makes every user an admin, so requests need no token.
+    """
+
+    components_to_start = ("api-server", "scheduler", "dag-processor", "triggerer")
+    component_args = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
+    executor = "LocalExecutor"
+    #: Fewer worker slots than the pool, so "deferred tasks hold no slot" is visible.
+    executor_parallelism = 4
+    api_prefix = "/api/v2"
+    health_parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+
+    def _version_environment(self) -> dict[str, str]:
+        return {
+            "AIRFLOW__CORE__PARALLELISM": str(self.executor_parallelism),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__SECRET_KEY": "e2e-only-api-secret-key",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "e2e-only-jwt-secret-" + "x" * 48,
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        }
+
+    def busy_workers(self) -> list[str]:
+        """The LocalExecutor's worker processes that run a workload right now.
 
         An idle worker is titled ``airflow worker -- LocalExecutor: <idle>``; a busy one carries the
         name of its workload.
@@ -369,18 +500,107 @@ class AirflowStack:
         return [
             title
             for _, title in self._titles(recursive=False)
-            if title.startswith(WORKER_TITLE_PREFIX) and title != IDLE_WORKER_TITLE
+            if title.startswith(LOCAL_WORKER_TITLE_PREFIX) and title != LOCAL_IDLE_WORKER_TITLE
         ]
 
-    def idle_workers(self) -> int:
-        return sum(title == IDLE_WORKER_TITLE for _, title in self._titles(recursive=False))
-
     def task_processes(self) -> list[str]:
-        """Titles of task processes (children of busy workers, titled ``airflow worker -- <ti id>``)."""
+        """Task processes: children of busy workers, titled ``airflow worker -- <ti id>``."""
         scheduler_pid = self.components["scheduler"].pid
         return [
             title for ppid, title in self._titles(recursive=True) if ppid != scheduler_pid and "airflow worker" in title
         ]
+
+    def free_executor_slots(self) -> int:
+        """LocalExecutor worker processes titled idle."""
+        return sum(title == LOCAL_IDLE_WORKER_TITLE for _, title in self._titles(recursive=False))
+
+    def describe_workers(self) -> str:
+        return "LocalExecutor worker processes running a workload, and task processes under them"
+
+
+class Airflow2Stack(AirflowStack):
+    """Airflow 2.11: webserver, scheduler (SequentialExecutor, DAG parsing inside) and triggerer; ``/api/v1``.
+
+    On SQLite Airflow 2 allows only the SequentialExecutor: the scheduler runs each task as an
+    ``airflow tasks run`` child and waits for it, one at a time, so the executor has one slot. A
+    deferred task's process has exited, which is what lets many tasks wait deferred at once. The REST
+    API takes basic auth for a user created before the webserver starts.
+    """
+
+    components_to_start = ("webserver", "scheduler", "triggerer")
+    component_args = {"scheduler": ["--skip-serve-logs"], "triggerer": ["--skip-serve-logs"]}
+    executor = "SequentialExecutor"
+    executor_parallelism = 1
+    api_prefix = "/api/v1"
+    health_parts = ("metadatabase", "scheduler", "triggerer")
+    #: The webserver spends a tenth of a second of CPU per API request; the states change more slowly.
+    observe_interval = 1.0
+    user = "e2e-admin"
+
+    def __init__(self, registry: ProcessRegistry, home: Path, dags_folder: Path, extra_env: Mapping[str, str]) -> None:
+        self.password = secrets.token_urlsafe(16)
+        super().__init__(registry, home, dags_folder, extra_env)
+
+    def _version_environment(self) -> dict[str, str]:
+        return {
+            "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": "127.0.0.1",
+            "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.api_port),
+            "AIRFLOW__WEBSERVER__WORKERS": "1",
+            "AIRFLOW__WEBSERVER__SECRET_KEY": "e2e-only-webserver-secret-key",
+            "AIRFLOW__API__AUTH_BACKENDS": "airflow.providers.fab.auth_manager.api.auth.backend.basic_auth",
+            # Parsed once at start: re-parsing every file every 30 s would cost a fifth of a core here.
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "600",
+            "AIRFLOW__SCHEDULER__PARSING_PROCESSES": "1",
+        }
+
+    def prepare(self) -> None:
+        self.airflow_cli(
+            "users", "create", "--username", self.user, "--password", self.password, "--role", "Admin",
+            "--firstname", "E2E", "--lastname", "Admin", "--email", "e2e-admin@example.invalid",
+        )  # fmt: skip
+
+    def _auth_headers(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def _task_commands(self) -> list[tuple[int, str]]:
+        return [(ppid, title) for ppid, title in self._titles(recursive=True) if SEQUENTIAL_TASK_COMMAND in title]
+
+    def busy_workers(self) -> list[str]:
+        """The scheduler's ``airflow tasks run`` child: the SequentialExecutor's one slot, taken."""
+        scheduler_pid = self.components["scheduler"].pid
+        return [title for ppid, title in self._task_commands() if ppid == scheduler_pid]
+
+    def task_processes(self) -> list[str]:
+        """Processes below the scheduler that run a task: the command and its task runner."""
+        return [
+            title
+            for _, title in self._titles(recursive=True)
+            if SEQUENTIAL_TASK_COMMAND in title or title.startswith(TASK_RUNNER_TITLE_PREFIX)
+        ]
+
+    def free_executor_slots(self) -> int:
+        """1 when no task command runs and the scheduler's loop (which runs them in-line) heartbeats."""
+        heartbeat = (self.health().get("scheduler") or {}).get("latest_scheduler_heartbeat")
+        if not heartbeat:
+            return 0
+        age = datetime.now(timezone.utc) - datetime.fromisoformat(heartbeat)
+        loop_free = age.total_seconds() < SCHEDULER_LOOP_FRESH_SECONDS
+        return self.executor_parallelism - len(self.busy_workers()) if loop_free else 0
+
+    def describe_workers(self) -> str:
+        return (
+            "the SequentialExecutor's one slot (an 'airflow tasks run' child of the scheduler) taken, "
+            "and the processes running a task under the scheduler"
+        )
+
+
+def airflow_stack(
+    registry: ProcessRegistry, home: Path, dags_folder: Path, extra_env: Mapping[str, str]
+) -> AirflowStack:
+    """The stack for the installed Airflow: :class:`Airflow3Stack` on 3.x, :class:`Airflow2Stack` on 2.11."""
+    stack_class: type[AirflowStack] = Airflow3Stack if AIRFLOW_V_3_0_PLUS else Airflow2Stack
+    return stack_class(registry, home, dags_folder, extra_env)
 
 
 _FAILED_KEY = pytest.StashKey[bool]()
