@@ -42,6 +42,8 @@ AIRFLOW_VERSIONS = ("2.11.2", "3.0.6", "3.1.8", "3.2.2", "3.3.2")
 E2E_VERSIONS = ("2.11.2", "3.3.2")
 #: docker-compose.yml builds on the official ``apache/airflow:3.3.2`` image, so its checks run on 3.3 only.
 COMPOSE_TEST = "tests/e2e/test_docker_compose.py"
+#: Seconds one session's pytest may run before it is interrupted, so one hang cannot eat CI's whole time.
+DEFAULT_SESSION_TIMEOUT = 1800
 #: The environment ``lint`` type-checks against.
 LINT_AIRFLOW = AIRFLOW_VERSIONS[-1]
 
@@ -91,20 +93,33 @@ def make_tests_session(airflow: str) -> Callable[[nox.Session], None]:
         paths = [] if any(names_a_path(arg) for arg in posargs) else test_paths(airflow)
         REPORT_DIR.mkdir(parents=True, exist_ok=True)
         junit = REPORT_DIR / f"{session.name}.xml"
-        session.run(
-            "python",
-            "-m",
-            "pytest",
-            "-q",
-            "-rfE",
-            # One module that fails to import on an old Airflow must not hide the rest of that version's results.
-            "--continue-on-collection-errors",
-            f"--junitxml={junit}",
-            "-o",
-            f"junit_suite_name={session.name}",
-            *paths,
-            *posargs,
-        )
+        limit = int(os.environ.get("RUNWAY_SESSION_TIMEOUT", DEFAULT_SESSION_TIMEOUT))
+        try:
+            # SIGINT first, so pytest tears its fixtures (and any Airflow processes) down and writes its JUnit XML.
+            session.run(
+                "timeout",
+                "--signal=INT",
+                "--kill-after=120",
+                str(limit),
+                "python",
+                "-m",
+                "pytest",
+                "-q",
+                "-rfE",
+                "--durations=10",
+                # One module that fails to import on an old Airflow must not hide the rest of that version's results.
+                "--continue-on-collection-errors",
+                f"--junitxml={junit}",
+                "-o",
+                f"junit_suite_name={session.name}",
+                *paths,
+                *posargs,
+                external=True,
+            )
+        except CommandFailed as err:
+            if err.return_code in (124, 137):
+                session.error(f"pytest was stopped after {limit} s (RUNWAY_SESSION_TIMEOUT)")
+            raise
 
     suites = "unit, integration and end-to-end suites" if airflow in E2E_VERSIONS else "unit and integration suites"
     tests.__doc__ = f"The {suites} on Airflow {airflow}."

@@ -69,7 +69,8 @@ def build_rows(report: dict, junit_dir: Path) -> list[Row]:
                 if row.passed + row.failed == 0:
                     row.note = "ran no test"
                 elif row.status != "success" and row.failed == 0:
-                    row.note = f"nox says {row.status}, yet no test failed (see its output above)"
+                    reason = entry.get("reason") or "see its output above"
+                    row.note = f"session {row.status} ({reason}), though no test failed"
         if not row.ok and row.failed == 0:
             row.failed = 1  # the session itself is the failure, so the totals never read "0 failed"
         rows.append(row)

@@ -3,10 +3,12 @@
 # (noxfile.py) in uv-made virtualenvs, ending with one summary table (scripts/matrix_summary.py).
 #
 # Arguments go to nox, pytest arguments after `--`:
-#   bash scripts/test.sh                                   # lint, then 2.11.2, 3.0.6, 3.1.8, 3.2.2 and 3.3.2
+#   bash scripts/test.sh                                   # Airflow 2.11.2, 3.0.6, 3.1.8, 3.2.2, 3.3.2, and lint
 #   bash scripts/test.sh -s tests-3.3.2 -- -k sensor       # one version, some tests
 #   bash scripts/test.sh -l                                # list the sessions
-# MATRIX_JOBS=2 runs two sessions at a time (each with its own output block, printed when it ends).
+# Two sessions run at a time (MATRIX_JOBS=2, the default; each prints its output as one block when it ends,
+# and each pytest process has its own AIRFLOW_HOME); MATRIX_JOBS=1 runs them one after another, streaming.
+# RUNWAY_SESSION_TIMEOUT (seconds, default 1800) interrupts one session's pytest if it hangs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +16,7 @@ PYTHON="${PYTHON:-python3}"
 TOOLS_VENV="${TOOLS_VENV:-.venv-tools}"
 TOOLS=(nox==2026.10.20 uv==0.13.9)
 REPORTS="${RUNWAY_TEST_REPORTS:-$PWD/build/test-reports}"
-JOBS="${MATRIX_JOBS:-1}"
+JOBS="${MATRIX_JOBS:-2}"
 
 # A small virtualenv holding only the pinned nox and uv; rebuilt when the pins change.
 if [ "$(cat "$TOOLS_VENV/.pins" 2>/dev/null)" != "${TOOLS[*]}" ]; then
