@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -433,6 +434,7 @@ class Harness:
     def __init__(self, sim: Any, tasks: int = TASKS) -> None:
         self.sim = sim
         self.tasks = tasks
+        use_file_variables()
         self.proxy = RewritingProxy(sim.url).start()
         self.watch = LeakWatch()
         self.label = sim.account_label(API_KEY)
@@ -886,19 +888,72 @@ class StateStore:
         partial.replace(self.path)
 
 
-class FakeTI:
-    """The parts of a task instance the operators use: XCom pushes and stats tags."""
+class FileVariables:
+    """Airflow Variables kept in files, for operators run outside Airflow below 3.3 (one file per key).
 
-    def __init__(self) -> None:
+    Below Airflow 3.3 the operators keep their resume record in an Airflow Variable instead of
+    ``task_state_store``; outside a task (no Task SDK supervisor, no task runner) this stands in for
+    it as :class:`StateStore` does for ``task_state_store``. The folder is shared with the killed
+    worker's process through ``RUNWAY_FAULTS_VARIABLES_DIR``.
+    """
+
+    @staticmethod
+    def _path(key: str) -> Path:
+        return Path(os.environ["RUNWAY_FAULTS_VARIABLES_DIR"]) / hashlib.sha256(key.encode()).hexdigest()
+
+    @classmethod
+    def get(cls, key: str, default: Any = None, default_var: Any = None, **_: Any) -> Any:
+        try:
+            return cls._path(key).read_text()
+        except FileNotFoundError:
+            return default if default is not None else default_var
+
+    @classmethod
+    def set(cls, key: str, value: Any, **_: Any) -> None:
+        path = cls._path(key)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(str(value))
+        partial.replace(path)
+
+    @classmethod
+    def delete(cls, key: str) -> None:
+        cls._path(key).unlink(missing_ok=True)
+
+
+def use_file_variables() -> None:
+    """Below Airflow 3.3, point the operators' resume record at :class:`FileVariables`."""
+    from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
+
+    if not AIRFLOW_V_3_3_PLUS:
+        from airflow_provider_runway.operators import _resumable
+
+        if not os.environ.get("RUNWAY_FAULTS_VARIABLES_DIR"):  # inherited by the killed worker's process
+            os.environ["RUNWAY_FAULTS_VARIABLES_DIR"] = tempfile.mkdtemp(prefix="runway-variables-")
+        _resumable.Variable = FileVariables  # type: ignore[assignment,misc]
+
+
+class FakeTI:
+    """The parts of a task instance the operators use: identity, try number, XCom pushes, stats tags.
+
+    The identity comes from the task's state store, so every store is its own task instance and a
+    later try (even in another process) with the same store is the same task instance.
+    """
+
+    def __init__(self, store: Any = None) -> None:
         self.stats_tags: dict[str, str] = {}
         self.xcoms: dict[str, Any] = {}
+        self.dag_id = "fault_scenarios"
+        self.run_id = str(getattr(store, "path", id(self)))
+        self.task_id = "generate"
+        self.map_index = -1
+        self.try_number = 1
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.xcoms[key] = value
 
 
 def operator_context(store: Any) -> dict[str, Any]:
-    return {"ti": FakeTI(), "task_state_store": store, "params": {}}
+    return {"ti": FakeTI(store), "task_state_store": store, "params": {}}
 
 
 def generate_operator(index: int, **kwargs: Any) -> Any:
@@ -1324,6 +1379,7 @@ def permanent_outage_sync(h: Harness) -> ScenarioResult:
 
 def _worker_main(state_dir: str, count: int) -> None:
     """The first try of ``count`` sync operators in one worker process; the parent kills it mid-wait."""
+    use_file_variables()
     operators = [generate_operator(index) for index in range(count)]
     contexts = [operator_context(StateStore(Path(state_dir) / f"{index}.json")) for index in range(count)]
     threads = [
@@ -1338,8 +1394,15 @@ def _worker_main(state_dir: str, count: int) -> None:
 
 def _stored_ids(state_dir: Path, count: int) -> list[str | None]:
     from airflow_provider_runway.links.runway import RUNWAY_TASK_ID_XCOM_KEY
+    from airflow_provider_runway.operators._resumable import record_key
+    from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
 
-    return [StateStore(state_dir / f"{index}.json").get(RUNWAY_TASK_ID_XCOM_KEY) for index in range(count)]
+    stores = [StateStore(state_dir / f"{index}.json") for index in range(count)]
+    if AIRFLOW_V_3_3_PLUS:
+        return [store.get(RUNWAY_TASK_ID_XCOM_KEY) for store in stores]
+    # Below 3.3 the record is a (file-backed) Variable keyed by the task instance.
+    keys = [record_key(operator_context(store), RUNWAY_TASK_ID_XCOM_KEY) for store in stores]  # type: ignore[arg-type]
+    return [FileVariables.get(key) for key in keys]
 
 
 @scenario("worker killed after creation")
@@ -1749,17 +1812,34 @@ def build_secrets_dag(inbox: CallbackInbox, download_dir: Path, failures: list[s
 
 def serialize_dag(dag: Any) -> None:
     """Store ``dag`` in the metadata DB, as ``dag.test()`` requires (no DAG folder is parsed)."""
+    from airflow.utils.session import create_session
+
+    from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        from airflow.models.serialized_dag import SerializedDagModel
+
+        with create_session() as session:
+            dag.sync_to_db(session=session)
+            SerializedDagModel.write_dag(dag, session=session)  # type: ignore[call-arg]
+        return
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
     with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-        )
+        if AIRFLOW_V_3_1_PLUS:
+            lazy = LazyDeserializedDAG.from_dag(dag)
+            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, None, set(), session=session)
+        else:  # 3.0: no ``from_dag`` and no parse-duration argument
+            from airflow.serialization.serialized_objects import SerializedDAG
+
+            if dag.relative_fileloc is None:  # set by the DagBag when a DAG folder is parsed
+                dag.relative_fileloc = dag.fileloc
+            lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))  # type: ignore[attr-defined]
+            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, set(), session=session)  # type: ignore[call-arg,arg-type]
 
 
 @dataclass
@@ -1779,9 +1859,15 @@ def _stored_texts(dag_id: str, run_id: str) -> list[str]:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.trigger import Trigger
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
+
+    from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.xcom import XComModel
+    else:
+        from airflow.models.xcom import XCom as XComModel  # type: ignore[no-redef]
 
     texts: list[str] = []
     with create_session() as session:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+from tests.integration.airflow_compat import read_xcom, serialize_dag
 
 SIM_API_KEY = "sim-operator-test-key"
 
@@ -17,6 +20,31 @@ def sim_api_key() -> str:
     return SIM_API_KEY
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _exception_in_callback_context() -> Iterator[None]:
+    """On Airflow 3.0, give ``dag.test()``'s failure callbacks ``context["exception"]`` as a worker does.
+
+    3.0's task runner sets it before running the callbacks, but its in-process runner (``dag.test()``)
+    does not (fixed in 3.1); without it a callback cannot tell why the task failed.
+    """
+    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_1_PLUS:
+        yield
+        return
+    from airflow.sdk.execution_time import task_runner
+
+    original = task_runner.finalize
+
+    def finalize(ti: Any, state: Any, context: Any, log: Any, error: BaseException | None = None) -> Any:
+        context["exception"] = error
+        return original(ti, state, context, log, error)
+
+    task_runner.finalize = finalize
+    try:
+        yield
+    finally:
+        task_runner.finalize = original
+
+
 @pytest.fixture
 def runway_conn(runway_sim: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Point the ``runway_default`` connection at the test's simulator; yields the simulator."""
@@ -25,27 +53,12 @@ def runway_conn(runway_sim: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     return runway_sim
 
 
-def _serialize(dag: Any) -> None:
-    """Store the DAG in the metadata DB, which ``dag.test()`` requires (no DAG folder parse)."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-        )
-
-
 @pytest.fixture
 def run_dag(airflow_db: str) -> Callable[..., Any]:
     """``run_dag(dag, **test_kwargs)``: serialize the DAG and run it once with ``dag.test()``."""
 
     def run(dag: Any, **kwargs: Any) -> Any:
-        _serialize(dag)
+        serialize_dag(dag)
         return dag.test(**kwargs)
 
     return run
@@ -54,22 +67,9 @@ def run_dag(airflow_db: str) -> Callable[..., Any]:
 @pytest.fixture
 def xcom(airflow_db: str) -> Callable[..., Any]:
     """``xcom(dag_run, task_id, key="return_value", map_index=-1)``: an XCom value from the DB."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
 
     def read(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-        with create_session() as session:
-            row = session.scalars(
-                select(XComModel).where(
-                    XComModel.dag_id == dag_run.dag_id,
-                    XComModel.run_id == dag_run.run_id,
-                    XComModel.task_id == task_id,
-                    XComModel.key == key,
-                    XComModel.map_index == map_index,
-                )
-            ).first()
-            return None if row is None else XComModel.deserialize_value(row)
+        return read_xcom(dag_run.dag_id, dag_run.run_id, task_id, key, map_index)
 
     return read
 

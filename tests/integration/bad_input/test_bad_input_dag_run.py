@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayExtendOperator, RunwayGenerateOperator
 from airflow_provider_runway.simulator import SimulatorThread
+from tests.integration.airflow_compat import serialize_dag
 
 # task id -> parameter its rendered value breaks
 BROKEN: dict[str, str] = {
@@ -23,8 +24,6 @@ BROKEN: dict[str, str] = {
 
 @pytest.mark.integration
 def test_bad_rendered_values_fail_without_retries_or_requests(airflow_db: str, sim: SimulatorThread) -> None:
-    from bench.fault_scenarios import serialize_dag
-
     messages: dict[str, str] = {}
 
     def record(context: Any) -> None:

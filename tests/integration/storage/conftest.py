@@ -17,6 +17,7 @@ from airflow_provider_runway.core.models import AlephRequest, GenerateRequest
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.simulator.client import SimulatorClient
 from airflow_provider_runway.simulator.pytest_plugin import TEST_API_KEY
+from tests.integration.airflow_compat import serialize_dag
 
 
 def connect(monkeypatch: pytest.MonkeyPatch, url: str) -> RunwayHook:
@@ -60,18 +61,8 @@ def finished(sim_hook: RunwayHook) -> Callable[..., dict[str, Any]]:
 
 
 def serialize(dag: Any) -> None:
-    """Store ``dag`` in the metadata DB, as the dag-processor would."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db(
-            "dags-folder", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
-        )
+    """Store ``dag`` in the metadata DB, as the DAG processor would."""
+    serialize_dag(dag)
 
 
 def run_dag(dag: Any) -> Any:

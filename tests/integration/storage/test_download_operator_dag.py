@@ -30,7 +30,7 @@ def build_dag(
         catchup=False,
     ) as dag:
 
-        @task
+        @task(multiple_outputs=False)  # one XCom: Airflow 3.0 cannot store the None values of its keys
         def produce() -> dict[str, Any]:
             return task_dict or finish_task(RunwayHook())
 
