@@ -17,6 +17,7 @@ from airflow_provider_runway.storage import (
     RunwayDownloadError,
     persist_task_result,
 )
+from airflow_provider_runway.version_compat import storable_result
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
@@ -147,4 +148,4 @@ class RunwayDownloadOperator(BaseOperator):
             chunk_size=self.chunk_size,
             file_deadline=self.file_deadline,
         )
-        return {"task_id": task.get("task_id"), **stored}
+        return storable_result({"task_id": task.get("task_id"), **stored}, self.multiple_outputs)

@@ -55,7 +55,7 @@ from airflow_provider_runway.links.runway import (
     RunwayTaskLink,
 )
 from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS, storable_result
 
 if AIRFLOW_V_3_3_PLUS:
     from airflow.providers.common.compat.sdk import ResumableJobMixin
@@ -264,7 +264,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         # One operator object may run several tries in one process (dag.test): start clean.
         self.runway_task_id, self._known_task, self._result = None, None, None
         self._request = self.build_request(self.hook.get_validation_limits())
-        return self.execute_resumable(context)
+        return storable_result(self.execute_resumable(context), self.multiple_outputs)
 
     def submit_job(self, context: Context) -> str:
         """Create the Runway task; errors that retrying cannot fix fail the task without retries."""
@@ -309,7 +309,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             self._result = {"task_id": task_id, "family": self.family.value, "state": state}
             return self._result
         if self.deferrable:
-            self._defer(task_id)
+            self._defer(task_id, getattr(context["ti"], "try_number", None))
         self._result = self._finish(context, self._wait(task_id))
         return self._result
 
@@ -323,7 +323,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._result = self._finish(context, task)
         return self._result
 
-    def _defer(self, task_id: str) -> None:
+    def _defer(self, task_id: str, try_number: int | None = None) -> None:
         self.defer(
             trigger=RunwayTaskTrigger(
                 task_id=task_id,
@@ -335,6 +335,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 retry_delay=self.runway_retry_delay,
             ),
             method_name="execute_complete",
+            kwargs=None if try_number is None else {"deferred_try": try_number},
             # The trigger enforces the deadline: Airflow's own timeout would end the task without
             # calling execute_complete, so the message would not name the Runway task.
             timeout=None,
@@ -392,13 +393,24 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     # -- results ----------------------------------------------------------------------------------
 
-    def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
+    def execute_complete(
+        self, context: Context, event: Mapping[str, Any], deferred_try: int | None = None
+    ) -> dict[str, Any]:
         """Turn the trigger's event into the return value, or into the matching failure."""
+        if deferred_try is not None and deferred_try != context["ti"].try_number:
+            # Airflow 3.0 resumes the retry of a task whose resumed try failed with that earlier try's
+            # event: start this try afresh instead (it attaches to the stored Runway task).
+            self.log.info(
+                "Try %s was resumed with the event of try %s; starting it afresh",
+                context["ti"].try_number,
+                deferred_try,
+            )
+            return self.execute(context)
         resumed_scope = getattr(self, "resumed_scope", None)  # the Variable record below Airflow 3.3
         if resumed_scope is None or not self.durable:
-            return self._complete(context, event)
+            return storable_result(self._complete(context, event), self.multiple_outputs)
         with resumed_scope(context):
-            return self._complete(context, event)
+            return storable_result(self._complete(context, event), self.multiple_outputs)
 
     def _complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         status = event.get("status")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, cast
@@ -12,6 +13,7 @@ from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
+    AirflowSkipException,
     BaseSensorOperator,
     PokeReturnValue,
     XComArg,
@@ -135,7 +137,8 @@ class RunwayTaskSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        first = self.poke(context)
+        with self._soft_fail_skips():
+            first = self.poke(context)
         if first.is_done:
             return first.xcom_value
         self._defer()
@@ -158,6 +161,24 @@ class RunwayTaskSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         """Return the task on success; raise on failure, timeout or error (``soft_fail`` skips)."""
+        with self._soft_fail_skips():
+            return self._complete(event)
+
+    @contextmanager
+    def _soft_fail_skips(self) -> Iterator[None]:
+        """With ``soft_fail``, a failure or timeout skips the task, as in ``BaseSensorOperator.execute``.
+
+        The deferrable path does not go through that method, and Airflow 3.0 applies ``soft_fail``
+        nowhere else.
+        """
+        try:
+            yield
+        except (AirflowFailException, AirflowSensorTimeout) as err:
+            if self.soft_fail:
+                raise AirflowSkipException(str(err)) from err
+            raise
+
+    def _complete(self, event: Mapping[str, Any]) -> dict[str, Any]:
         status = event.get("status")
         message = str(event.get("message") or "")
         task_dict = event.get("task")
