@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+from airflow_provider_runway.version_compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AIRFLOW_V_3_1_PLUS,
+    get_base_airflow_version_tuple,
+)
+
+#: ``DagBag`` moved to ``airflow.dag_processing`` in 3.2.
+AIRFLOW_V_3_2_PLUS = get_base_airflow_version_tuple() >= (3, 2, 0)
 
 #: Prefix of every Airflow Variable key the provider may write (the resume record below Airflow 3.3).
 RUNWAY_VARIABLE_PREFIX = "runway"
@@ -76,7 +83,10 @@ def read_xcom(dag_id: str, run_id: str, task_id: str, key: str = "return_value",
                 model.map_index == map_index,
             )
         ).first()
-        return None if row is None else model.deserialize_value(row)
+        if row is None:
+            return None
+        # 2.11 deserialises the value when it loads the row; 3.x keeps the stored JSON.
+        return model.deserialize_value(row) if AIRFLOW_V_3_0_PLUS else row.value
 
 
 def runway_variables() -> dict[str, str]:
@@ -109,3 +119,14 @@ def reschedule_count(dag_id: str, run_id: str, task_id: str) -> int:
         )
     with create_session() as session:
         return int(session.scalar(query) or 0)
+
+
+def dag_bag(folder: str) -> Any:
+    """A ``DagBag`` of ``folder`` as the DAG processor parses it (no Airflow examples)."""
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.dag_processing.dagbag import DagBag
+
+        return DagBag(dag_folder=folder)  # examples are off in the test config; no argument for it any more
+    from airflow.models.dagbag import DagBag as LegacyDagBag
+
+    return LegacyDagBag(dag_folder=folder, include_examples=False)
