@@ -434,7 +434,7 @@ class Harness:
     def __init__(self, sim: Any, tasks: int = TASKS) -> None:
         self.sim = sim
         self.tasks = tasks
-        use_file_variables()
+        self._restore_variables = use_file_variables()
         self.proxy = RewritingProxy(sim.url).start()
         self.watch = LeakWatch()
         self.label = sim.account_label(API_KEY)
@@ -445,6 +445,7 @@ class Harness:
 
     def close(self) -> None:
         self.proxy.stop()
+        self._restore_variables()
         for name, value in self._env_before.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -920,16 +921,21 @@ class FileVariables:
         cls._path(key).unlink(missing_ok=True)
 
 
-def use_file_variables() -> None:
-    """Below Airflow 3.3, point the operators' resume record at :class:`FileVariables`."""
+def use_file_variables() -> Callable[[], None]:
+    """Below Airflow 3.3, point the operators' resume record at :class:`FileVariables`; returns the undo."""
+    from airflow_provider_runway.operators import _resumable
     from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
 
+    original = _resumable.Variable
     if not AIRFLOW_V_3_3_PLUS:
-        from airflow_provider_runway.operators import _resumable
-
         if not os.environ.get("RUNWAY_FAULTS_VARIABLES_DIR"):  # inherited by the killed worker's process
             os.environ["RUNWAY_FAULTS_VARIABLES_DIR"] = tempfile.mkdtemp(prefix="runway-variables-")
         _resumable.Variable = FileVariables  # type: ignore[assignment,misc]
+
+    def restore() -> None:
+        _resumable.Variable = original  # type: ignore[misc]
+
+    return restore
 
 
 class FakeTI:

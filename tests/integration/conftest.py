@@ -45,6 +45,35 @@ def _exception_in_callback_context() -> Iterator[None]:
         task_runner.finalize = original
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _task_sdk_log_level_on_3_0() -> None:
+    """On Airflow 3.0, configure the Task SDK's logging in ``dag.test()`` as a worker does.
+
+    3.0 leaves structlog unconfigured in ``dag.test()``: its defaults print every debug line, including
+    each message the in-process supervisor relays (a ``MaskSecret`` carries the secret to mask), and
+    render tracebacks with every frame's local variables. A worker configures structlog first, with
+    the ``[logging] logging_level`` (INFO here) and tracebacks without locals.
+    """
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        import logging
+
+        import structlog
+
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.processors.StackInfoRenderer(),
+                structlog.dev.set_exc_info,
+                structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+                structlog.dev.ConsoleRenderer(
+                    exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+                ),
+            ],
+        )
+
+
 @pytest.fixture
 def runway_conn(runway_sim: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Point the ``runway_default`` connection at the test's simulator; yields the simulator."""

@@ -22,7 +22,7 @@ from airflow_provider_runway.simulator import SimulatorThread
 from bench.fault_scenarios import BAD_STATIC_CASES as STATIC_CASES
 from bench.fault_scenarios import BAD_TEMPLATED_CASES as TEMPLATED_CASES
 from bench.fault_scenarios import MAX_PARAMETER_MESSAGE as MAX_MESSAGE_LENGTH
-from bench.fault_scenarios import bad_input_operator
+from bench.fault_scenarios import bad_input_operator, use_file_variables
 
 
 class _StateStore:
@@ -111,7 +111,11 @@ def test_a_valid_configuration_does_reach_the_simulator(sim: SimulatorThread) ->
         op = RunwayGenerateOperator(task_id="good", prompt="{{ params.v }}", poll_interval=0.05, timeout=30)
     context = _context({"v": "a cat on a skateboard"})
     op.render_template_fields(context)
-    result = op.execute(context)  # type: ignore[arg-type]
+    restore = use_file_variables()  # below 3.3 the resume record needs a Variable store outside Airflow
+    try:
+        result = op.execute(context)  # type: ignore[arg-type]
+    finally:
+        restore()
     assert result["state"] == "succeeded"
     counters = sim.counters()
     assert counters["requests"].get("generate") == 1

@@ -11,14 +11,23 @@ from airflow.providers.common.compat.sdk import DAG, XComArg
 
 from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 from tests.integration.airflow_compat import reschedule_count
 
 pytestmark = pytest.mark.integration
 
 _ids = itertools.count()
-MODES: list[dict[str, Any]] = [
+MODES: list[Any] = [
     {"mode": "poke"},
-    {"mode": "reschedule"},
+    pytest.param(
+        {"mode": "reschedule"},
+        marks=pytest.mark.skipif(
+            AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS,
+            reason="Airflow 3.0's Task SDK client returns the first reschedule date unparsed (a string), so any "
+            "sensor fails with a TypeError at its first poke after a reschedule (fixed in 3.1)",
+        ),
+        id="reschedule",
+    ),
     {"deferrable": True},
 ]
 MODE_IDS = ["poke", "reschedule", "deferrable"]

@@ -39,7 +39,7 @@ def ingest_dag(destination: str) -> DAG:
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     ) as dag:
 
-        @task
+        @task(multiple_outputs=False)  # one XCom: Airflow 3.0 cannot store the None values of its keys
         def confirm(**context: Any) -> dict[str, Any]:
             conf = context["dag_run"].conf
             result = RunwayHook().get_task(conf["runway_task_id"], conf["family"])
