@@ -975,11 +975,23 @@ def generate_operator(index: int, **kwargs: Any) -> Any:
     return RunwayGenerateOperator(task_id=f"generate_{index}", prompt=f"fault scenario task {index}", **settings)
 
 
+def operator_thread_ready() -> None:
+    """Let ``execute`` run in this thread on Airflow 2.11, whose guard keeps its state per thread."""
+    from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        from airflow.models.baseoperator import ExecutorSafeguard
+
+        if not hasattr(ExecutorSafeguard._sentinel, "callers"):  # set only in the importing thread
+            ExecutorSafeguard._sentinel.callers = {}
+
+
 def run_sync_operators(h: Harness, operators: list[Any], contexts: list[dict[str, Any]]) -> list[Any]:
     """``execute`` each operator in its own thread; each item is the result or the exception."""
 
     def one(pair: tuple[Any, dict[str, Any]]) -> Any:
         op, context = pair
+        operator_thread_ready()
         try:
             return op.execute(context)
         except Exception as error:
@@ -1388,8 +1400,13 @@ def _worker_main(state_dir: str, count: int) -> None:
     use_file_variables()
     operators = [generate_operator(index) for index in range(count)]
     contexts = [operator_context(StateStore(Path(state_dir) / f"{index}.json")) for index in range(count)]
+
+    def execute(op: Any, context: dict[str, Any]) -> None:
+        operator_thread_ready()
+        op.execute(context)
+
     threads = [
-        threading.Thread(target=op.execute, args=(context,), daemon=True)
+        threading.Thread(target=execute, args=(op, context), daemon=True)
         for op, context in zip(operators, contexts, strict=True)
     ]
     for thread in threads:

@@ -130,3 +130,26 @@ def dag_bag(folder: str) -> Any:
     from airflow.models.dagbag import DagBag as LegacyDagBag
 
     return LegacyDagBag(dag_folder=folder, include_examples=False)
+
+
+def extra_link(dag_id: str, run_id: str, task_id: str, link_class: str, link_name: str) -> Any:
+    """The URL an operator extra link shows for a finished task instance.
+
+    Airflow 3 computes it when the try ends and stores it as the XCom ``_link_<class name>``; 2.11's
+    webserver computes it on request from the serialized operator, as done here.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        return read_xcom(dag_id, run_id, task_id, key=f"_link_{link_class}")
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    task = SerializedDagModel.get_dag(dag_id).get_task(task_id)
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        ).one()
+        return task.get_extra_links(ti, link_name)

@@ -18,6 +18,7 @@ from airflow_provider_runway.operators.runway import (
 )
 from airflow_provider_runway.simulator.client import SimulatorClient
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+from tests.integration.airflow_compat import extra_link
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +29,11 @@ _ids = itertools.count()
 
 def new_dag(name: str, **kwargs: Any) -> DAG:
     return DAG(f"{name}_{next(_ids)}", schedule=None, start_date=datetime(2026, 1, 1), **kwargs)
+
+
+def link(dag_run: Any, task_id: str) -> Any:
+    """What the operator's "Runway Result" extra link shows for the task instance."""
+    return extra_link(dag_run.dag_id, dag_run.run_id, task_id, "RunwayTaskLink", "Runway Result")
 
 
 def created(sim: Any) -> int:
@@ -54,7 +60,7 @@ def test_generate_success(deferrable: bool, runway_conn: Any, run_dag: Any, xcom
     assert result["image_url"].startswith(runway_conn.url)
     assert xcom(dr, "gen", "runway_task_id") == result["task_id"]
     assert xcom(dr, "gen", "video_url") == result["video_url"]  # multiple_outputs
-    assert xcom(dr, "gen", "_link_RunwayTaskLink") == result["video_url"]
+    assert link(dr, "gen") == result["video_url"]
     assert runway_conn.task_info(result["task_id"])["state"] == "success"
     assert created(runway_conn) == 1
 
@@ -72,7 +78,7 @@ def test_generate_remote_failure_is_final(
     assert ti_states(dr) == {"gen": ("failed", 1)}  # no retry: a new task would cost credits again
     task_id = xcom(dr, "gen", "runway_task_id")
     assert runway_conn.task_info(task_id)["state"] == "fail"
-    assert xcom(dr, "gen", "_link_RunwayTaskLink").endswith(f"/api/v1/runway/record-detail?taskId={task_id}")
+    assert link(dr, "gen").endswith(f"/api/v1/runway/record-detail?taskId={task_id}")
     assert created(runway_conn) == 1
     assert len(failures[1]) == 1
     assert f"AirflowFailException: Runway task {task_id} failed (fail code" in failures[1][0]
@@ -107,7 +113,7 @@ def test_insufficient_credits_fails_without_retry(
     dr = run_dag(dag)
     assert ti_states(dr) == {"gen": ("failed", 1)}
     assert xcom(dr, "gen", "runway_task_id") is None
-    assert xcom(dr, "gen", "_link_RunwayTaskLink") == ""
+    assert link(dr, "gen") == ""
     assert created(runway_conn) == 0
     assert len(failures[1]) == 1
     assert failures[1][0].startswith("AirflowFailException: Runway refused to create the task: [402]")
@@ -202,7 +208,7 @@ def test_aleph_success(deferrable: bool, runway_conn: Any, run_dag: Any, xcom: A
     result = xcom(dr, "aleph")
     assert result["family"] == "aleph"
     assert result["video_url"].startswith(runway_conn.url)
-    assert xcom(dr, "aleph", "_link_RunwayTaskLink") == result["video_url"]
+    assert link(dr, "aleph") == result["video_url"]
 
 
 @pytest.mark.runway_sim(failure_rate=1.0)
