@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_3_PLUS
 from tests.integration.airflow_compat import read_xcom, serialize_dag
 
 SIM_API_KEY = "sim-operator-test-key"
@@ -22,12 +22,12 @@ def sim_api_key() -> str:
 
 @pytest.fixture(autouse=True, scope="session")
 def _exception_in_callback_context() -> Iterator[None]:
-    """On Airflow 3.0, give ``dag.test()``'s failure callbacks ``context["exception"]`` as a worker does.
+    """On Airflow 3.0 to 3.2, give ``dag.test()``'s callbacks ``context["exception"]`` as a worker does.
 
-    3.0's task runner sets it before running the callbacks, but its in-process runner (``dag.test()``)
-    does not (fixed in 3.1); without it a callback cannot tell why the task failed.
+    Their task runner sets it before running the callbacks, but their in-process runner (``dag.test()``)
+    does not (3.3 does); without it a failure callback cannot tell why the task failed.
     """
-    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_1_PLUS:
+    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_3_PLUS:
         yield
         return
     from airflow.sdk.execution_time import task_runner
