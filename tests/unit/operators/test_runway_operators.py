@@ -29,8 +29,18 @@ from airflow_provider_runway.operators.runway import (
     RunwayExtendOperator,
     RunwayGenerateOperator,
 )
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 VIDEO = "https://files.example/in.mp4"
+
+
+def assert_result_keys(result: dict[str, Any]) -> None:
+    """Every result key, in order; Airflow 3.0 cannot store a None XCom, so there the None-valued keys are left out."""
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+        assert list(result) == [key for key in RESULT_KEYS if key in result]
+        assert None not in result.values()
+    else:
+        assert tuple(result) == RESULT_KEYS
 
 
 def generate(**kwargs: Any) -> RunwayGenerateOperator:
@@ -166,7 +176,7 @@ def test_execute_creates_pushes_id_before_waiting_and_returns_the_result(
     assert pushed_before_first_poll == [True, True, True]
     assert context["ti"].xcom_pushes["runway_task_id"] == "task-1"
     assert resume_records.data == resume_records.after_success("task-1")
-    assert tuple(result) == RESULT_KEYS
+    assert_result_keys(result)
     assert result["task_id"] == "task-1"
     assert result["state"] == "succeeded"
     assert result["video_url"] == "https://files.example/task-1.mp4"
@@ -404,7 +414,7 @@ def event(status: str, task: Any = None, message: str = "") -> dict[str, Any]:
 
 def test_execute_complete_success(hook: mock.MagicMock, context: dict[str, Any], make_task: Any) -> None:
     result = attach(generate(deferrable=True), hook).execute_complete(context, event("success", make_task()))
-    assert tuple(result) == RESULT_KEYS
+    assert_result_keys(result)
     assert result["video_url"] == "https://files.example/task-1.mp4"
     assert context["ti"].xcom_pushes["runway_result_url"] == result["video_url"]
 

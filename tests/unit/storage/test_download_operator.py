@@ -91,7 +91,7 @@ def test_execute_without_thumbnail(mocked: responses.RequestsMock, dest: str) ->
     serve(mocked)
     op = RunwayDownloadOperator(task_id="store", task=make_task(), destination=dest, include_thumbnail=False)
     result = op.execute(context={})  # type: ignore[arg-type]
-    assert result["thumbnail_path"] is None
+    assert result.get("thumbnail_path") is None  # left out on Airflow 3.0, which cannot store a None XCom
     assert not any(call.request.url == IMAGE_URL for call in mocked.calls)
 
 
