@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -25,7 +26,13 @@ def airflow_db() -> Iterator[str]:
     """Create the SQLite metadata database once per test session; yields the AIRFLOW_HOME."""
     from airflow.utils import db
 
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
     db.initdb()
+    # Airflow 2.11's migrations run alembic's fileConfig, which sets the root logger to WARNING with a handler
+    # on the stderr of that moment: every later test would capture no log line.
+    root.setLevel(level)
+    root.handlers[:] = handlers
     yield _AIRFLOW_HOME
 
 

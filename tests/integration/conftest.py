@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -74,12 +75,51 @@ def _task_sdk_log_level_on_3_0() -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _log_handlers_restored() -> Iterator[None]:
+    """On Airflow 2.11, undo the logging changes a ``dag.test()`` leaves behind after each test.
+
+    2.11 replaces the root logger's handlers with one bound to the ``sys.stderr`` of that moment (the
+    test's capture) and raises its level, so later tests' log lines would go to a stale stream.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        yield
+        return
+    import logging
+
+    loggers = [logging.getLogger(), logging.getLogger("airflow.task")]
+    saved = [(logger, list(logger.handlers), logger.level) for logger in loggers]
+    try:
+        yield
+    finally:
+        for logger, handlers, level in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+
+
 @pytest.fixture
 def runway_conn(runway_sim: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Point the ``runway_default`` connection at the test's simulator; yields the simulator."""
     conn = {"conn_type": "runway", "host": runway_sim.url, "password": SIM_API_KEY}
     monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", json.dumps(conn))
     return runway_sim
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Undo what a test's ``dag.test()`` did to logging, so the next test's log capture starts clean.
+
+    Airflow 2.11's in-process task run reconfigures logging (the root logger at WARNING with a handler on the
+    stream of that moment, a console handler added to ``airflow.task``); later tests would capture nothing.
+    """
+    names = ("", "airflow", "airflow.task", "airflow.task.hooks")
+    saved = {name: (lg.level, list(lg.handlers), lg.propagate) for name in names for lg in [logging.getLogger(name)]}
+    yield
+    for name, (level, handlers, propagate) in saved.items():
+        lg = logging.getLogger(name)
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
 
 
 @pytest.fixture
