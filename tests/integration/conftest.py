@@ -75,28 +75,6 @@ def _task_sdk_log_level_on_3_0() -> None:
         )
 
 
-@pytest.fixture(autouse=True)
-def _log_handlers_restored() -> Iterator[None]:
-    """On Airflow 2.11, undo the logging changes a ``dag.test()`` leaves behind after each test.
-
-    2.11 replaces the root logger's handlers with one bound to the ``sys.stderr`` of that moment (the
-    test's capture) and raises its level, so later tests' log lines would go to a stale stream.
-    """
-    if AIRFLOW_V_3_0_PLUS:
-        yield
-        return
-    import logging
-
-    loggers = [logging.getLogger(), logging.getLogger("airflow.task")]
-    saved = [(logger, list(logger.handlers), logger.level) for logger in loggers]
-    try:
-        yield
-    finally:
-        for logger, handlers, level in saved:
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-
-
 @pytest.fixture
 def runway_conn(runway_sim: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """Point the ``runway_default`` connection at the test's simulator; yields the simulator."""
