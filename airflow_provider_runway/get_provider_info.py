@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_runway import __version__
+from airflow_provider_runway.hooks.connection_form import provider_connection_form
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -53,38 +54,7 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_provider_runway.hooks.runway.RunwayHook",
                 "hook-name": "Runway (KIE.ai)",
                 "connection-type": "runway",
-                "conn-fields": {
-                    "connect_timeout": {
-                        "label": "Connect timeout (s)",
-                        "schema": {"type": ["number", "null"], "default": 10},
-                    },
-                    "read_timeout": {
-                        "label": "Read timeout (s)",
-                        "schema": {"type": ["number", "null"], "default": 30},
-                    },
-                    "retry_limit": {
-                        "label": "Retries of a failed call",
-                        "schema": {"type": ["integer", "null"], "default": 5},
-                    },
-                    "retry_delay": {
-                        "label": "First retry delay (s)",
-                        "schema": {"type": ["number", "null"], "default": 1},
-                    },
-                    "webhook_secret": {
-                        "label": "Webhook secret (HMAC key)",
-                        "schema": {"type": ["string", "null"], "format": "password"},
-                        "description": "Verifies X-Webhook-Signature on callbacks (formerly webhook_hmac_key)",
-                    },
-                    "max_prompt_length": {
-                        "label": "Longest prompt accepted",
-                        "schema": {"type": ["integer", "null"], "default": 1800},
-                    },
-                },
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "login", "port"],
-                    "relabeling": {"password": "API Key", "host": "Base URL"},
-                    "placeholders": {"host": "https://api.kie.ai (empty means this)", "password": "KIE.ai API key"},
-                },
+                **provider_connection_form(),
             }
         ],
         "extra-links": ["airflow_provider_runway.links.runway.RunwayTaskLink"],

@@ -1,11 +1,13 @@
-"""Hook for KIE.ai's Runway video API (Gen-3 generate, extend, Aleph)."""
+"""Hook for KIE.ai's Runway video API (Gen-3 generate, extend, Aleph) over requests and aiohttp."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
+import os
 import re
+import socket
+import ssl
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,22 +17,22 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 import requests
-import tenacity
-from airflow.providers.http.hooks.http import HttpHook
+from airflow.providers.common.compat.sdk import BaseHook
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import (
     MAX_ERROR_BODY_BYTES,
+    RunwayApiError,
     RunwayAuthError,
     RunwayCreateUncertainError,
     RunwayError,
     RunwayParameterError,
     RunwayProtocolError,
-    RunwayRateLimitedError,
     RunwayTransportError,
-    RunwayUnavailableError,
     parse_envelope,
     truncate,
 )
@@ -46,6 +48,18 @@ from airflow_provider_runway.core.models import (
     redact_url,
 )
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_record
+from airflow_provider_runway.core.retry import (
+    DEFAULT_RETRY_DELAY,
+    DEFAULT_RETRY_LIMIT,
+    MAX_RETRY_AFTER,
+    RetryPolicy,
+    acall_with_retries,
+    backoff_delay,
+    call_with_retries,
+    create_may_retry,
+    create_outcome_unknown,
+    read_may_retry,
+)
 from airflow_provider_runway.core.wire import (
     ALEPH_GENERATE_PATH,
     CREDIT_PATH,
@@ -57,29 +71,28 @@ from airflow_provider_runway.core.wire import (
     created_task_id,
     status_path,
 )
+from airflow_provider_runway.hooks.connection_form import ui_field_behaviour
+
+__all__ = ["MAX_RETRY_AFTER", "RunwayHook", "backoff_delay", "build_base_url", "clean_api_key", "redact_key"]
 
 USER_AGENT = f"airflow-provider-runway/{__version__}"
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
-DEFAULT_RETRY_LIMIT = 5
-DEFAULT_RETRY_DELAY = 1.0
-#: Longest exponential back-off step between two retries, in seconds.
-MAX_BACKOFF = 60.0
-#: Longest ``Retry-After`` honoured, in seconds; a longer one is shortened to this.
-MAX_RETRY_AFTER = 300.0
 #: Largest successful response body read; KIE's envelopes are a few kilobytes.
 MAX_BODY_BYTES = 1024 * 1024
-#: Code KIE uses for planned maintenance: nothing was created, so a create may be retried.
-MAINTENANCE_CODE = 455
 
 _TRUE = ("1", "true", "yes", "on")
-LEGACY_EXTRA_PREFIX = "extra__runway__"
+_FALSE = ("0", "false", "no", "off")
 #: Extra holding the key KIE signs callbacks with; "secret" is among the names Airflow masks.
 WEBHOOK_SECRET_EXTRA = "webhook_secret"
 #: The extra's earlier name, still read; Airflow's connection API and UI show it in clear.
 LEGACY_WEBHOOK_KEY_EXTRA = "webhook_hmac_key"
 #: ``Bearer <token>`` in any text, e.g. a header value quoted in an exception.
 _BEARER_TOKEN = re.compile(r"(?i)(bearer\s+)[^\s'\",;]+")
+#: How long an event loop reuses a connection it read, so a burst of waits reads it once.
+CONNECTION_REUSE_SECONDS = 30.0
+#: Most sockets a shared session opens to the API; more concurrent requests queue for one.
+MAX_CONNECTIONS = 200
 
 
 def clean_api_key(password: Any, conn_id: str) -> str:
@@ -116,63 +129,6 @@ def redact_key(text: str, key: str) -> str:
     return _BEARER_TOKEN.sub(r"\1***", text)
 
 
-def backoff_delay(attempt: int, delay: float, retry_after: float | None = None, cap: float = MAX_BACKOFF) -> float:
-    """Seconds to wait before retry number ``attempt`` (1-based).
-
-    Exponential (``delay * 2**(attempt-1)``, at most ``cap``) with equal jitter, so a crowd of
-    clients does not retry in lock step; never shorter than the server's ``Retry-After``.
-    """
-    base = min(cap, max(0.0, delay) * 2 ** max(0, attempt - 1))
-    wait = base / 2 + random.uniform(0, base / 2)
-    if retry_after is not None:
-        wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
-    return wait
-
-
-class _BackoffWait(tenacity.wait.wait_base):
-    """Tenacity wait strategy applying :func:`backoff_delay` and the error's ``retry_after``."""
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = error.retry_after if isinstance(error, RunwayRateLimitedError) else None
-        return backoff_delay(retry_state.attempt_number, self.delay, retry_after)
-
-
-def _read_may_retry(error: BaseException) -> bool:
-    return isinstance(error, RunwayError) and error.retryable
-
-
-def _create_may_retry(error: BaseException) -> bool:
-    """Only where the server cannot have created a task: 429, 455, or a request never sent."""
-    if isinstance(error, RunwayRateLimitedError):
-        return True
-    if isinstance(error, RunwayUnavailableError):
-        return error.code == MAINTENANCE_CODE
-    if isinstance(error, RunwayTransportError):
-        return not error.request_sent
-    return False
-
-
-def _create_outcome_unknown(error: BaseException) -> bool:
-    """A create failed in a way that leaves open whether the server created (and charged) a task."""
-    if isinstance(error, RunwayUnavailableError):
-        return error.code != MAINTENANCE_CODE
-    if isinstance(error, RunwayTransportError):
-        return error.request_sent
-    return isinstance(error, RunwayProtocolError)
-
-
-def _as_bool(value: Any, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in _TRUE
-
-
 def _as_float(extra: Mapping[str, Any], key: str, default: float) -> float:
     value = extra.get(key)
     if value is None or value == "":
@@ -186,23 +142,57 @@ def _as_float(extra: Mapping[str, Any], key: str, default: float) -> float:
     return number
 
 
-def _plain_extra(extra: Any) -> dict[str, Any]:
-    """The connection extra as a dict, accepting Airflow 2's ``extra__runway__<name>`` form-field keys."""
-    if not isinstance(extra, Mapping):
+def _as_verify(value: Any) -> bool | str:
+    """The ``verify`` extra as requests takes it: ``True``, ``False`` or the path of a CA bundle."""
+    if value is None or value == "":
+        return True
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lower() in _TRUE + _FALSE:
+        return text.lower() in _TRUE
+    return text
+
+
+def _as_cert(value: Any) -> str | tuple[str, str] | None:
+    """The ``cert`` extra as requests takes it: a PEM path, or ``(certificate, key)`` paths."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(part, str) for part in value):
+        return (value[0], value[1])
+    raise ValueError("Runway connection extra cert must be a file path or a [certificate, key] pair of paths")
+
+
+def _as_proxies(value: Any) -> dict[str, str]:
+    """The ``proxies`` extra as requests takes it: URL scheme (or ``scheme://host``) to proxy URL."""
+    if value is None or value == "":
         return {}
-    plain = {str(key).removeprefix(LEGACY_EXTRA_PREFIX): value for key, value in extra.items()}
-    # An explicit plain key wins over a legacy prefixed one.
-    plain.update({key: value for key, value in extra.items() if not str(key).startswith(LEGACY_EXTRA_PREFIX)})
-    return plain
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, Mapping) or not all(isinstance(url, str) for url in value.values()):
+        raise ValueError('Runway connection extra proxies must map URL schemes to proxy URLs: {"https": "http://..."}')
+    return {str(key): url for key, url in value.items()}
 
 
-def build_base_url(host: str | None, port: int | None, extra: Mapping[str, Any]) -> str:
-    """The API base URL from a connection's host, port and ``use_https`` extra."""
+def build_base_url(
+    host: str | None, port: int | None, extra: Mapping[str, Any] | None = None, *, schema: str | None = None
+) -> str:
+    """The API base URL from a connection's schema (http or https), host and port.
+
+    A host that carries its own scheme (``http://127.0.0.1:8089``) keeps it. Otherwise the schema
+    field decides, then the extra ``use_https`` of earlier releases, then https.
+    """
     host = (host or "").strip().rstrip("/")
     if not host:
         return DEFAULT_BASE_URL
     if "://" not in host:
-        scheme = "https" if _as_bool(extra.get("use_https"), default=True) else "http"
+        legacy = str((extra or {}).get("use_https", "")).strip().lower()
+        scheme = (schema or "").strip().lower() or ("http" if legacy in _FALSE else "https")
         host = f"{scheme}://{host}"
     scheme, _, rest = host.partition("://")
     if scheme.lower() not in ("http", "https") or not rest:
@@ -239,6 +229,35 @@ class _Settings:
     retry_limit: int
     retry_delay: float
     extra: Mapping[str, Any] = field(repr=False)
+    proxies: dict[str, str] = field(default_factory=dict)
+    verify: bool | str = True
+    cert: str | tuple[str, str] | None = None
+
+    @property
+    def async_proxy(self) -> str | None:
+        """The ``proxies`` entry for the API's URL (aiohttp takes one proxy; none means the environment's)."""
+        scheme, _, rest = self.base_url.partition("://")
+        host = rest.split("/", 1)[0]
+        for key in (f"{scheme}://{host}", scheme, "all"):
+            if self.proxies.get(key):
+                return self.proxies[key]
+        return None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """The aiohttp ``ssl`` argument matching requests' ``verify`` and ``cert``."""
+        if self.verify is False:
+            return False
+        if self.verify is True:
+            context = ssl.create_default_context()
+        elif os.path.isdir(self.verify):
+            context = ssl.create_default_context(capath=self.verify)
+        else:
+            context = ssl.create_default_context(cafile=self.verify)
+        if isinstance(self.cert, tuple):
+            context.load_cert_chain(self.cert[0], self.cert[1])
+        elif self.cert:
+            context.load_cert_chain(self.cert)
+        return context
 
 
 class _Response(NamedTuple):
@@ -248,10 +267,18 @@ class _Response(NamedTuple):
     elapsed_ms: float
 
 
+class _ConnectionFields(NamedTuple):
+    schema: str | None
+    host: str | None
+    port: int | None
+    password: str | None
+    extra: Any
+
+
 def _request_never_sent(error: requests.RequestException) -> bool:
     """Whether ``requests`` failed before the request could reach the server."""
-    if isinstance(error, requests.exceptions.ConnectTimeout):
-        return True
+    if isinstance(error, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return True  # a failed TLS handshake sends no request either
     if not isinstance(error, requests.exceptions.ConnectionError):
         return False
     reason = error.args[0] if error.args else None
@@ -266,22 +293,31 @@ def _aiohttp_never_sent(error: BaseException) -> bool:
     return isinstance(error, aiohttp.ClientConnectorError)
 
 
-_ConnectionFields = tuple[Any, Any, Any, Any]  # host, port, password, extra
-#: How long an event loop reuses a connection it read, so a burst of waits reads it once.
-CONNECTION_REUSE_SECONDS = 30.0
-#: Most sockets a shared session opens to the API; more concurrent requests queue for one.
-MAX_CONNECTIONS = 200
+def _is_certificate_error(error: BaseException) -> bool:
+    return isinstance(error, (requests.exceptions.SSLError, aiohttp.ClientConnectorCertificateError)) or (
+        "CERTIFICATE_VERIFY_FAILED" in str(error)
+    )
+
+
+class _KeepAliveAdapter(HTTPAdapter):
+    """An adapter whose sockets send TCP keep-alives, so an idle pooled connection is not silently dropped."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["socket_options"] = [*HTTPConnection.default_socket_options, (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+        super().init_poolmanager(*args, **kwargs)
 
 
 def _new_client_session(settings: _Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
-        connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+        connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=settings.ssl_context()),
         timeout=aiohttp.ClientTimeout(
             total=settings.connect_timeout + settings.read_timeout,
             sock_connect=settings.connect_timeout,
             sock_read=settings.read_timeout,
         ),
+        # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests.
+        trust_env=True,
     )
 
 
@@ -307,7 +343,7 @@ class _LoopShared:
 
     async def _read(self, conn_id: str, read: Callable[[], Awaitable[_ConnectionFields]]) -> _ConnectionFields:
         fields = await read()
-        if fields[2]:  # a connection without a key is not kept: once fixed, the next wait sees the fix
+        if fields.password:  # a connection without a key is not kept: once fixed, the next wait sees the fix
             self._connections[conn_id] = (time.monotonic(), fields)
         return fields
 
@@ -350,45 +386,32 @@ def _loop_shared() -> _LoopShared:
     return shared
 
 
-class RunwayHook(HttpHook):
+class RunwayHook(BaseHook):
     """
     Interact with KIE.ai's Runway API: create generate, extend and Aleph tasks and read their status.
 
-    The connection (type ``runway``) holds the API key in ``password`` and the base URL in ``host``
-    (empty means ``https://api.kie.ai``). Optional ``extra`` keys: ``connect_timeout`` and
-    ``read_timeout`` (seconds), ``retry_limit``, ``retry_delay``, ``webhook_secret``,
-    ``max_prompt_length``, ``allowed_durations``, ``use_https`` and ``download_allowed_hosts``
-    (file hosts that downloads may reach on internal addresses).
+    The connection (type ``runway``) holds the API key in ``password``; ``schema`` (http or https,
+    default https), ``host`` and ``port`` locate the API (an empty host means ``https://api.kie.ai``;
+    a host may also be a whole URL such as ``http://127.0.0.1:8089``). The extras the hook reads are
+    listed, with their meaning, in :mod:`airflow_provider_runway.hooks.connection_form`; among them
+    ``proxies``, ``verify`` and ``cert`` apply as in every HTTP provider, on the worker (requests) and
+    in the triggerer (aiohttp, which also honours ``HTTPS_PROXY`` and ``NO_PROXY``).
 
-    The scheme comes from the host when it has one (``http://127.0.0.1:8089``). A host without a
-    scheme uses https unless the extra says ``use_https=false``, which is how the URI form of a
-    connection reaches a plain-http server such as the bundled simulator::
-
-        AIRFLOW_CONN_RUNWAY_DEFAULT='runway://:API_KEY@127.0.0.1:8089/?use_https=false'
-        AIRFLOW_CONN_RUNWAY_DEFAULT='{"conn_type": "runway", "host": "http://127.0.0.1:8089", "password": "API_KEY"}'
-
-    (A percent-encoded host such as ``runway://:API_KEY@http%3A%2F%2F127.0.0.1%3A8089`` works too.)
-
-    Every call sends ``Authorization: Bearer <key>`` and ``User-Agent: airflow-provider-runway/<version>``.
-    Retryable errors (429 honouring ``Retry-After``, 455, 5xx, timeouts, dropped connections, malformed
-    bodies) are retried with exponential back-off and jitter, up to ``retry_limit`` retries. Creating a
-    task is not idempotent on KIE's side, so a create is retried only when no task can have been created
-    (429, 455, connection refused, connect timeout); after a 5xx, a read timeout or a dropped connection
-    it raises :class:`~airflow_provider_runway.core.errors.RunwayCreateUncertainError` instead of paying twice.
-    The key never appears in logs, exceptions or reprs.
+    Retryable errors are retried with exponential back-off and jitter
+    (:mod:`airflow_provider_runway.core.retry`); a create only when no task can have been created,
+    else it raises :class:`~airflow_provider_runway.core.errors.RunwayCreateUncertainError` instead of
+    paying twice. The key never appears in logs, exceptions or reprs.
 
     For triggers, ``async with hook:`` reads the connection through Airflow's async API and holds one
-    aiohttp session for the whole wait; :meth:`aget_task` reuses it. Hooks on the same event loop
-    with the same settings share that session (and a connection read within the last 30 seconds),
-    so a triggerer with thousands of waits keeps a small pool of sockets instead of one per wait.
+    aiohttp session for the whole wait, shared by the hooks of the same event loop and settings.
 
     :param runway_conn_id: The Runway connection to use.
-    :param retry_limit: Retries after the first attempt of a retryable call. When left at the default,
-        the connection's ``retry_limit`` extra applies if set.
-    :param retry_delay: Base of the exponential back-off, in seconds. When left at the default, the
-        connection's ``retry_delay`` extra applies if set.
+    :param retry_limit: Retries after the first attempt of a retryable call; ``None`` means the
+        connection's ``retry_limit`` extra, else 5.
+    :param retry_delay: Base of the exponential back-off, in seconds; ``None`` means the connection's
+        ``retry_delay`` extra, else 1.
     :param timeout: Read timeout in seconds, overriding the connection's ``read_timeout`` extra.
-    :param kwargs: Passed to :class:`~airflow.providers.http.hooks.http.HttpHook` (e.g. ``tcp_keep_alive``).
+    :param tcp_keep_alive: Send TCP keep-alives on the synchronous path's pooled connections.
     """
 
     conn_name_attr = "runway_conn_id"
@@ -400,21 +423,22 @@ class RunwayHook(HttpHook):
         self,
         runway_conn_id: str = default_conn_name,
         *,
-        retry_limit: int = DEFAULT_RETRY_LIMIT,
-        retry_delay: float = DEFAULT_RETRY_DELAY,
+        retry_limit: int | None = None,
+        retry_delay: float | None = None,
         timeout: float | None = None,
+        tcp_keep_alive: bool = True,
         **kwargs: Any,
     ) -> None:
-        self._base_url_override: str | None = None
-        super().__init__(method="GET", http_conn_id=runway_conn_id, auth_type=_BearerAuth, **kwargs)
-        if retry_limit < 0:
+        super().__init__(**kwargs)
+        if retry_limit is not None and retry_limit < 0:
             raise ValueError(f"retry_limit must be 0 or more, got {retry_limit}")
-        if retry_delay < 0:
+        if retry_delay is not None and retry_delay < 0:
             raise ValueError(f"retry_delay must not be negative, got {retry_delay}")
         self.runway_conn_id = runway_conn_id
         self.retry_limit = retry_limit
         self.retry_delay = retry_delay
         self.timeout = timeout
+        self.tcp_keep_alive = tcp_keep_alive
         self._settings_cache: _Settings | None = None
         self._requests_session: requests.Session | None = None
         self._asession: aiohttp.ClientSession | None = None
@@ -426,58 +450,50 @@ class RunwayHook(HttpHook):
         self._sleep: Callable[[float], None] = time.sleep
         self._asleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
-    # ----------------------------------------------------------------- connection form
-
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel the password as the API key and hide the fields Runway does not use."""
-        return {
-            "hidden_fields": ["schema", "login", "port"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "password": "KIE.ai API key",
-                "extra": (
-                    '{"connect_timeout": 10, "read_timeout": 30, "retry_limit": 5, "retry_delay": 1, '
-                    '"webhook_secret": "...", "max_prompt_length": 1800, "allowed_durations": [5, 8, 10]}'
-                ),
-            },
-        }
+        """Relabel the password as the API key, hide the login, and show every extra the hook reads."""
+        return ui_field_behaviour()
 
     # ----------------------------------------------------------------- settings
 
-    def _settings_from(self, host: str | None, port: int | None, password: str | None, extra: Any) -> _Settings:
-        extra = _plain_extra(extra)
-        api_key = clean_api_key(password, self.runway_conn_id)
-        if api_key != password:
+    def _settings_from(self, fields: _ConnectionFields) -> _Settings:
+        extra = dict(fields.extra) if isinstance(fields.extra, Mapping) else {}
+        api_key = clean_api_key(fields.password, self.runway_conn_id)
+        if api_key != fields.password:
             _mask(api_key)  # Airflow masks the password as stored, not the key without its newline
         retry_limit = self.retry_limit
-        if retry_limit == DEFAULT_RETRY_LIMIT and extra.get("retry_limit") not in (None, ""):
+        if retry_limit is None:
             retry_limit = int(_as_float(extra, "retry_limit", DEFAULT_RETRY_LIMIT))
         retry_delay = self.retry_delay
-        if retry_delay == DEFAULT_RETRY_DELAY:
+        if retry_delay is None:
             retry_delay = _as_float(extra, "retry_delay", DEFAULT_RETRY_DELAY)
         read_timeout = self.timeout if self.timeout is not None else _as_float(extra, "read_timeout", 0)
         return _Settings(
-            base_url=build_base_url(host, port, extra),
+            base_url=build_base_url(fields.host, fields.port, extra, schema=fields.schema),
             api_key=api_key,
             connect_timeout=_as_float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT,
             read_timeout=read_timeout or DEFAULT_READ_TIMEOUT,
             retry_limit=retry_limit,
             retry_delay=retry_delay,
             extra=extra,
+            proxies=_as_proxies(extra.get("proxies")),
+            verify=_as_verify(extra.get("verify")),
+            cert=_as_cert(extra.get("cert")),
         )
 
     def _settings(self) -> _Settings:
         if self._settings_cache is None:
             conn = self.get_connection(self.runway_conn_id)
-            self._settings_cache = self._settings_from(conn.host, conn.port, conn.password, conn.extra_dejson)
+            self._settings_cache = self._settings_from(
+                _ConnectionFields(conn.schema, conn.host, conn.port, conn.password, conn.extra_dejson)
+            )
         return self._settings_cache
 
     async def _asettings(self) -> _Settings:
         if self._settings_cache is None:
             fields = await _loop_shared().connection(self.runway_conn_id, self._aread_connection)
-            self._settings_cache = self._settings_from(*fields)
+            self._settings_cache = self._settings_from(fields)
         return self._settings_cache
 
     async def _aread_connection(self) -> _ConnectionFields:
@@ -489,17 +505,12 @@ class RunwayHook(HttpHook):
         else:
             conn = await get_async_connection(self.runway_conn_id, hook=self)
             extra = await get_async_extra_dejson(conn)
-        return conn.host, conn.port, conn.password, extra
+        return _ConnectionFields(conn.schema, conn.host, conn.port, conn.password, extra)
 
-    @property  # type: ignore[override]
+    @property
     def base_url(self) -> str:
-        """The API base URL: the connection's host, or ``https://api.kie.ai`` when empty."""
-        return self._base_url_override or self._settings().base_url
-
-    @base_url.setter
-    def base_url(self, value: str) -> None:
-        # HttpHook.__init__ assigns "" here; only a real URL overrides the connection.
-        self._base_url_override = value.rstrip("/") if value else None
+        """The API base URL from the connection, ``https://api.kie.ai`` when its host is empty."""
+        return self._settings().base_url
 
     def get_validation_limits(self) -> ValidationLimits:
         """Prompt length and duration limits from the connection's extra (defaults otherwise)."""
@@ -528,91 +539,92 @@ class RunwayHook(HttpHook):
         _mask(text)  # masked in logs whatever the extra's name
         return text
 
-    # ----------------------------------------------------------------- sync transport
-
-    def get_conn(
-        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
-    ) -> requests.Session:
-        """A ``requests`` session with Bearer auth, the User-Agent and keep-alive adapters."""
+    def get_conn(self) -> requests.Session:
+        """A ``requests`` session with Bearer auth, the User-Agent and (by default) TCP keep-alive."""
         settings = self._settings()
         session = requests.Session()
         session.auth = _BearerAuth(settings.api_key)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-        if headers:
-            session.headers.update(headers)
-        return self._configure_session_from_mount_adapters(session)
+        if self.tcp_keep_alive:
+            for prefix in ("http://", "https://"):
+                session.mount(prefix, _KeepAliveAdapter())
+        return session
 
     def _session(self) -> requests.Session:
         if self._requests_session is None:
             self._requests_session = self.get_conn()
         return self._requests_session
 
-    def _redact(self, body: bytes) -> bytes:
-        """Remove the key from a remote body in case a proxy echoes request headers back."""
-        key = self._settings_cache.api_key if self._settings_cache else ""
-        return body.replace(key.encode(), b"***") if key else body
+    # ----------------------------------------------------------------- one call, sync and async
 
-    def _transport_error(
-        self, method: str, path: str, error: BaseException, *, never_sent: bool
-    ) -> RunwayTransportError:
-        """A :class:`RunwayTransportError` for ``error`` with the key removed in every form it may take."""
-        key = self._settings_cache.api_key if self._settings_cache else ""
-        detail = redact_key(str(error), key)
-        return RunwayTransportError(
-            f"{method} {path} failed: {type(error).__name__}: {truncate(detail) or 'no detail'}",
-            request_sent=not never_sent,
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        parse: Callable[[Any], Any] = lambda data: data,
+        task_id: str | None = None,
+        policy: RetryPolicy = read_may_retry,
+        retries: int | None = None,
+    ) -> Any:
+        """One API call with retries; ``parse`` runs inside the retried attempt."""
+        settings = self._settings()
+
+        def attempt() -> Any:
+            response = self._send(method, path, params, body)
+            return self._parsed(parse, method, path, response, task_id)
+
+        return call_with_retries(
+            attempt,
+            policy=policy,
+            retries=settings.retry_limit if retries is None else retries,
+            delay=settings.retry_delay,
+            log=self.log,
+            what=f"{method} {path}",
+            sleep=lambda seconds: self._sleep(seconds),
         )
 
-    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None) -> _Response:
-        settings = self._settings()
-        session = self._session()
-        url = f"{self.base_url}{path}"
-        started = time.monotonic()
-        failure: RunwayTransportError | None = None
-        try:
-            with session.request(
-                method,
-                url,
-                params=params,
-                json=body,
-                timeout=(settings.connect_timeout, settings.read_timeout),
-                stream=True,
-                allow_redirects=False,
-            ) as response:
-                content = self._read_capped(response)
-                status, retry_after = response.status_code, response.headers.get("Retry-After")
-        except Exception as error:  # requests', urllib3's and http.client's alike (a bad header is a ValueError)
-            elapsed = (time.monotonic() - started) * 1000
-            self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
-            # A ValueError (a bad header, an invalid URL) is a local refusal: nothing was sent.
-            never_sent = isinstance(error, ValueError) or (
-                isinstance(error, requests.RequestException) and _request_never_sent(error)
-            )
-            failure = self._transport_error(method, path, error, never_sent=never_sent)
-        if failure is not None:
-            raise failure  # raised outside the handler, so the original error (which may quote the key) is not chained
-        return _Response(status, self._redact(content), retry_after, (time.monotonic() - started) * 1000)
+    async def _acall(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        parse: Callable[[Any], Any] = lambda data: data,
+        task_id: str | None = None,
+    ) -> Any:
+        """Async :meth:`_call` for reads, on the session opened by ``async with hook:``."""
+        settings = await self._asettings()
 
-    @staticmethod
-    def _read_capped(response: requests.Response) -> bytes:
-        limit = MAX_BODY_BYTES if response.status_code < 400 else MAX_ERROR_BODY_BYTES
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(16 * 1024):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-        return b"".join(chunks)[:limit]
+        async def attempt() -> Any:
+            response = await self._asend(method, path, params)
+            return self._parsed(parse, method, path, response, task_id)
 
-    def _check(self, method: str, path: str, response: _Response, task_id: str | None) -> Any:
-        """Log one response and return the envelope's ``data``; raise the matching error otherwise."""
+        return await acall_with_retries(
+            attempt,
+            policy=read_may_retry,
+            retries=settings.retry_limit,
+            delay=settings.retry_delay,
+            log=self.log,
+            what=f"{method} {path}",
+            sleep=lambda seconds: self._asleep(seconds),
+        )
+
+    def _parsed(
+        self, parse: Callable[[Any], Any], method: str, path: str, response: _Response, task_id: str | None
+    ) -> Any:
+        """``parse`` of the envelope's data; an error is logged and raised with the key redacted."""
         where = f" [task {task_id}]" if task_id else ""
         try:
-            data = parse_envelope(
-                response.status, response.body, retry_after=response.retry_after, method=method, path=path
+            result = parse(
+                parse_envelope(
+                    response.status, response.body, retry_after=response.retry_after, method=method, path=path
+                )
             )
         except RunwayError as error:
+            self._redact_error(error)
             self.log.warning(
                 "Runway API %s %s -> HTTP %s in %.0f ms%s: %s",
                 method,
@@ -626,66 +638,103 @@ class RunwayHook(HttpHook):
         self.log.debug(
             "Runway API %s %s -> HTTP %s in %.0f ms%s", method, path, response.status, response.elapsed_ms, where
         )
-        return data
+        return result
 
-    def _retry_kwargs(self, policy: Callable[[BaseException], bool], retries: int, method: str, path: str) -> dict:
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
-            self.log.warning(
-                "Runway API %s %s: %s; retry %d of %d in %.1f s",
-                method,
-                path,
-                error,
-                state.attempt_number,
-                retries,
-                wait,
+    def _key(self) -> str:
+        return self._settings_cache.api_key if self._settings_cache else ""
+
+    def _redact_error(self, error: RunwayError) -> None:
+        """Remove the key from an error's shown text, in case a server or proxy echoed it in a body."""
+        key = self._key()
+        error.message = redact_key(error.message, key)
+        error.args = tuple(redact_key(arg, key) if isinstance(arg, str) else arg for arg in error.args)
+        if isinstance(error, RunwayApiError):
+            error.remote_message = redact_key(error.remote_message, key)
+
+    def _transport_error(
+        self, method: str, path: str, error: BaseException, *, never_sent: bool
+    ) -> RunwayTransportError:
+        """A :class:`RunwayTransportError` for ``error`` with the key removed in every form it may take."""
+        detail = truncate(redact_key(str(error), self._key())) or "no detail"
+        if _is_certificate_error(error):
+            detail = (
+                "TLS certificate verification failed; if the server uses a private CA, set the connection "
+                f"extra 'verify' to its CA bundle path ({detail})"
             )
-
-        return {
-            "stop": tenacity.stop_after_attempt(retries + 1),
-            "wait": _BackoffWait(self._settings_cache.retry_delay if self._settings_cache else self.retry_delay),
-            "retry": tenacity.retry_if_exception(policy),
-            "before_sleep": log_retry,
-            "reraise": True,
-        }
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        body: dict[str, Any] | None = None,
-        parse: Callable[[Any], Any] = lambda data: data,
-        task_id: str | None = None,
-        policy: Callable[[BaseException], bool] = _read_may_retry,
-        retries: int | None = None,
-    ) -> Any:
-        """One API call with retries; ``parse`` runs inside the retried attempt."""
-        settings = self._settings()
-        retries = settings.retry_limit if retries is None else retries
-
-        def attempt() -> Any:
-            return parse(self._check(method, path, self._send(method, path, params, body), task_id))
-
-        # Fast path: most calls succeed at once, so tenacity is only set up after a failure.
-        try:
-            return attempt()
-        except RunwayError as error:
-            if retries < 1 or not policy(error):
-                raise
-            first_failure: list[BaseException] = [error]
-
-        def replay_then_attempt() -> Any:
-            if first_failure:  # tenacity's attempt 1 is the failure above, so its waits and logs count it
-                raise first_failure.pop()
-            return attempt()
-
-        retrying = tenacity.Retrying(
-            sleep=lambda seconds: self._sleep(seconds), **self._retry_kwargs(policy, retries, method, path)
+        return RunwayTransportError(
+            f"{method} {path} failed: {type(error).__name__}: {detail}", request_sent=not never_sent
         )
-        return retrying(replay_then_attempt)
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None) -> _Response:
+        settings = self._settings()
+        session = self._session()
+        started = time.monotonic()
+        failure: RunwayTransportError | None = None
+        try:
+            # verify, cert and proxies per request: set on the session, REQUESTS_CA_BUNDLE would override them.
+            with session.request(
+                method,
+                f"{settings.base_url}{path}",
+                params=params,
+                json=body,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                stream=True,
+                allow_redirects=False,
+                proxies=settings.proxies or None,
+                verify=settings.verify,
+                cert=settings.cert,
+            ) as response:
+                content = self._read_capped(response)
+                status, retry_after = response.status_code, response.headers.get("Retry-After")
+        except Exception as error:  # requests', urllib3's and http.client's alike (a bad header is a ValueError)
+            elapsed = (time.monotonic() - started) * 1000
+            self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
+            # A ValueError (a bad header, an invalid URL) is a local refusal: nothing was sent.
+            never_sent = isinstance(error, ValueError) or (
+                isinstance(error, requests.RequestException) and _request_never_sent(error)
+            )
+            failure = self._transport_error(method, path, error, never_sent=never_sent)
+        if failure is not None:
+            raise failure  # raised outside the handler, so the original error (which may quote the key) is not chained
+        return _Response(status, content, retry_after, (time.monotonic() - started) * 1000)
+
+    async def _asend(self, method: str, path: str, params: dict[str, Any] | None) -> _Response:
+        if self._asession is None or self._settings_cache is None:
+            raise RuntimeError("RunwayHook._asend needs an open session: use `async with hook:`")
+        settings = self._settings_cache
+        started = time.monotonic()
+        failure: RunwayTransportError | None = None
+        try:
+            async with self._asession.request(
+                method,
+                f"{settings.base_url}{path}",
+                params=params,
+                allow_redirects=False,
+                proxy=settings.async_proxy,
+            ) as response:
+                limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
+                content = await _aread_capped(response.content, limit)
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        except Exception as error:  # aiohttp's, asyncio's timeouts, and local refusals (a bad header is a ValueError)
+            elapsed = (time.monotonic() - started) * 1000
+            self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
+            never_sent = isinstance(error, ValueError) or _aiohttp_never_sent(error)
+            failure = self._transport_error(method, path, error, never_sent=never_sent)
+        if failure is not None:
+            raise failure  # outside the handler: the original error is not chained
+        return _Response(status, content, retry_after, (time.monotonic() - started) * 1000)
+
+    @staticmethod
+    def _read_capped(response: requests.Response) -> bytes:
+        limit = MAX_BODY_BYTES if response.status_code < 400 else MAX_ERROR_BODY_BYTES
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(16 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= limit:
+                break
+        return b"".join(chunks)[:limit]
 
     # ----------------------------------------------------------------- create
 
@@ -722,9 +771,9 @@ class RunwayHook(HttpHook):
 
         started = time.monotonic()
         try:
-            task_id: str = self._call("POST", path, body=payload, parse=task_id_of, policy=_create_may_retry)
+            task_id: str = self._call("POST", path, body=payload, parse=task_id_of, policy=create_may_retry)
         except RunwayError as error:
-            if _create_outcome_unknown(error):
+            if create_outcome_unknown(error):
                 raise RunwayCreateUncertainError(
                     f"POST {path} was sent but its outcome is unknown ({error}). A task may have been created "
                     "(and charged); it was not retried to avoid paying twice. Check your KIE.ai task history "
@@ -797,7 +846,14 @@ class RunwayHook(HttpHook):
         """
         if self._asession is None:
             settings = await self._asettings()
-            self._session_key = (settings.base_url, settings.api_key, settings.connect_timeout, settings.read_timeout)
+            self._session_key = (
+                settings.base_url,
+                settings.api_key,
+                settings.connect_timeout,
+                settings.read_timeout,
+                settings.verify,
+                settings.cert,
+            )
             self._shared = _loop_shared()
             self._asession = self._shared.acquire_session(self._session_key, lambda: _new_client_session(settings))
         self._asession_depth += 1
@@ -820,51 +876,14 @@ class RunwayHook(HttpHook):
         if self._asession is None:
             async with self:
                 return await self.aget_task(task_id, task_family)
-        settings = await self._asettings()
         path = STATUS_PATHS[task_family]
-
-        async def attempt() -> RunwayTask:
-            response = await self._asend("GET", path, {"taskId": task_id})
-            return self._to_task(task_family, self._check("GET", path, response, task_id), task_id, path)
-
-        # Fast path: most polls succeed at once, so tenacity is only set up after a failure.
-        try:
-            return await attempt()
-        except RunwayError as error:
-            if settings.retry_limit < 1 or not _read_may_retry(error):
-                raise
-            first_failure: list[BaseException] = [error]
-
-        async def replay_then_attempt() -> RunwayTask:
-            if first_failure:  # tenacity's attempt 1 is the failure above, so its waits and logs count it
-                raise first_failure.pop()
-            return await attempt()
-
-        retrying = tenacity.AsyncRetrying(
-            sleep=lambda seconds: self._asleep(seconds),
-            **self._retry_kwargs(_read_may_retry, settings.retry_limit, "GET", path),
+        return await self._acall(  # type: ignore[no-any-return]
+            "GET",
+            path,
+            params={"taskId": task_id},
+            parse=lambda data: self._to_task(task_family, data, task_id, path),
+            task_id=task_id,
         )
-        return await retrying(replay_then_attempt)  # type: ignore[no-any-return]
-
-    async def _asend(self, method: str, path: str, params: dict[str, Any] | None) -> _Response:
-        if self._asession is None:
-            raise RuntimeError("RunwayHook._asend needs an open session: use `async with hook:`")
-        url = f"{self.base_url}{path}"  # the settings are cached by __aenter__, so no blocking read here
-        started = time.monotonic()
-        failure: RunwayTransportError | None = None
-        try:
-            async with self._asession.request(method, url, params=params, allow_redirects=False) as response:
-                limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
-                content = await _aread_capped(response.content, limit)
-                status, retry_after = response.status, response.headers.get("Retry-After")
-        except Exception as error:  # aiohttp's, asyncio's timeouts, and local refusals (a bad header is a ValueError)
-            elapsed = (time.monotonic() - started) * 1000
-            self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
-            never_sent = isinstance(error, ValueError) or _aiohttp_never_sent(error)
-            failure = self._transport_error(method, path, error, never_sent=never_sent)
-        if failure is not None:
-            raise failure  # outside the handler: the original error is not chained
-        return _Response(status, self._redact(content), retry_after, (time.monotonic() - started) * 1000)
 
 
 async def _aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:

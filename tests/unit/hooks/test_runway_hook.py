@@ -171,9 +171,8 @@ class TestConnection:
     def test_ui_field_behaviour(self):
         behaviour = RunwayHook.get_ui_field_behaviour()
         assert behaviour["relabeling"]["password"] == "API Key"
-        assert {"schema", "login", "port"} <= set(behaviour["hidden_fields"])
-        assert "host" not in behaviour["hidden_fields"] and "extra" not in behaviour["hidden_fields"]
-        assert behaviour["placeholders"]["host"] == "https://api.kie.ai"
+        assert behaviour["hidden_fields"] == ["login"]
+        assert behaviour["placeholders"]["host"].startswith("api.kie.ai")
         assert "webhook_secret" in behaviour["placeholders"]["extra"]
 
     def test_class_attributes(self):
@@ -505,23 +504,14 @@ class TestKeyNeverLeaks:
 
 
 class TestExtraForms:
-    def test_legacy_prefixed_extra_keys(self, monkeypatch):
-        set_connection(
-            monkeypatch,
-            {
-                "conn_type": "runway",
-                "password": API_KEY,
-                "extra": {"extra__runway__read_timeout": 12, "extra__runway__webhook_hmac_key": "hmac-secret-0123"},
-            },
-        )
-        hook = RunwayHook()
-        assert hook._settings().read_timeout == 12
-        assert hook.get_webhook_hmac_key() == "hmac-secret-0123"
-
-    def test_plain_key_wins_over_prefixed(self, monkeypatch):
+    def test_prefixed_extra_keys_of_airflow_2_forms_are_not_read(self, monkeypatch):
         extra = {"extra__runway__read_timeout": 12, "read_timeout": 3}
         set_connection(monkeypatch, {"conn_type": "runway", "password": API_KEY, "extra": extra})
         assert RunwayHook()._settings().read_timeout == 3
+        set_connection(
+            monkeypatch, {"conn_type": "runway", "password": API_KEY, "extra": {"extra__runway__read_timeout": 12}}
+        )
+        assert RunwayHook()._settings().read_timeout == 30
 
     def test_webhook_key_is_registered_with_the_secrets_masker(self, monkeypatch):
         from airflow.providers.common.compat.sdk import redact
