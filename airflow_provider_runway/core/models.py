@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_runway.core.errors import RunwayParameterError
@@ -181,10 +181,7 @@ def check_bool(value: Any, name: str) -> bool:
 
 @dataclass(frozen=True)
 class _Request:
-    """Shared behaviour of the create requests."""
-
-    family: ClassVar[str] = "runway"
-    endpoint: ClassVar[str] = ""
+    """Shared behaviour of the create requests; their paths live in :mod:`~airflow_provider_runway.core.wire`."""
 
     def to_payload(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -210,8 +207,6 @@ class GenerateRequest(_Request):
     callback_url: str | None = None
     seed: int | None = None
     limits: ValidationLimits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
-
-    endpoint: ClassVar[str] = "/api/v1/runway/generate"
 
     @classmethod
     def build(cls, *, resolution: str | None = None, **kwargs: Any) -> GenerateRequest:
@@ -284,8 +279,6 @@ class ExtendRequest(_Request):
     callback_url: str | None = None
     limits: ValidationLimits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
 
-    endpoint: ClassVar[str] = "/api/v1/runway/extend"
-
     def __post_init__(self) -> None:
         check_task_id(self.source_task_id, "source_task_id")
         check_prompt(self.prompt, self.limits)
@@ -329,9 +322,6 @@ class AlephRequest(_Request):
     upload_cn: bool = False
     callback_url: str | None = None
     limits: ValidationLimits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
-
-    family: ClassVar[str] = "aleph"
-    endpoint: ClassVar[str] = "/api/v1/aleph/generate"
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt, self.limits)
