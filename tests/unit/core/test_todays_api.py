@@ -6,7 +6,8 @@ Each test pins one fact of ``kie-runway-api.md`` ("Newer facts") and fails on th
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,11 @@ from airflow_provider_runway.core import (
     RunwayNotFoundError,
     RunwayRequestRejectedError,
     RunwayUnavailableError,
+    TaskStatus,
+    parse_aleph_record,
+    parse_callback,
     parse_envelope,
+    parse_runway_record,
 )
 from airflow_provider_runway.core.wire import (
     ALEPH_GENERATE_PATH,
@@ -42,6 +47,37 @@ def _raise(code: int, msg: str, path: str, http_status: int = 200) -> Exception:
     return caught.value
 
 
+# -- successFlag 2 and 3 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", [2, 3, "2", "3", 2.0])
+def test_aleph_success_flag_2_or_3_is_a_failure_carrying_error_message(flag: Any) -> None:
+    """Fact: Aleph successFlag 2 (create failed) / 3 (generation failed), int or string, is a failure."""
+    task = parse_aleph_record(
+        {"taskId": "al-1", "successFlag": flag, "errorCode": 0, "errorMessage": "Content moderation failed"}
+    )
+    assert task.status is TaskStatus.FAILED
+    assert task.fail_message == "Content moderation failed"
+
+
+@pytest.mark.parametrize(("flag", "reason"), [(2, "could not be created"), (3, "generation failed")])
+def test_aleph_success_flag_failure_without_message_says_which(flag: int, reason: str) -> None:
+    """Fact: successFlag 2/3 without errorMessage is still a failure, not 'success without a video URL'."""
+    task = parse_aleph_record({"taskId": "al-1", "successFlag": flag, "errorCode": None, "errorMessage": ""})
+    assert task.status is TaskStatus.FAILED
+    assert task.fail_message is not None and reason in task.fail_message
+
+
+def test_aleph_success_flag_0_and_1_keep_their_meaning() -> None:
+    """Fact: 0 with errorMessage is a failure, 1 a success, 0 alone in progress (unchanged)."""
+    failed = parse_aleph_record({"taskId": "a", "successFlag": 0, "errorCode": 0, "errorMessage": "bad"})
+    done = parse_aleph_record({"taskId": "a", "successFlag": 1, "response": {"resultVideoUrl": "https://f/v.mp4"}})
+    waiting = parse_aleph_record({"taskId": "a", "successFlag": 0, "errorCode": 0, "errorMessage": ""})
+    assert (failed.status, failed.fail_message) == (TaskStatus.FAILED, "bad")
+    assert (done.status, done.video_url) == (TaskStatus.SUCCEEDED, "https://f/v.mp4")
+    assert waiting.status is TaskStatus.PENDING
+
+
 # -- 408 -------------------------------------------------------------------------------------------
 
 
@@ -64,6 +100,31 @@ def test_408_on_an_aleph_create_is_not_taken_for_aleph_being_gone() -> None:
     assert type(error) is RunwayUnavailableError
 
 
+# -- generateTime ----------------------------------------------------------------------------------
+
+
+def test_runway_generate_time_is_the_completion_time() -> None:
+    """Fact: Runway generateTime is when the generation completed (zone undocumented: read as UTC)."""
+    task = parse_runway_record(
+        {
+            "taskId": "t1",
+            "state": "success",
+            "generateTime": "2023-08-15 14:30:45",
+            "videoInfo": {"videoUrl": "https://f/v.mp4"},
+        }
+    )
+    assert task.completed_at == datetime(2023, 8, 15, 14, 30, 45, tzinfo=UTC)
+    assert task.created_at is None
+    assert task.to_dict()["completed_at"] == "2023-08-15T14:30:45+00:00"
+    assert task.to_dict()["created_at"] is None
+
+
+def test_unfinished_runway_task_has_no_completion_time() -> None:
+    """Fact: generateTime is a completion time, so a task still generating has none."""
+    task = parse_runway_record({"taskId": "t1", "state": "generating", "generateTime": "2023-08-15 14:30:45"})
+    assert task.completed_at is None
+
+
 # -- extending a 1080p video -----------------------------------------------------------------------
 
 
@@ -73,6 +134,13 @@ def test_refused_extension_is_recognised_and_not_retryable() -> None:
     assert isinstance(error, RunwayNotExtendableError)
     assert isinstance(error, RunwayRequestRejectedError) and not error.retryable
     assert NOT_EXTENDABLE in str(error) and "720p" in str(error)
+
+
+def test_extension_that_failed_as_a_task_is_recognised() -> None:
+    """Fact: the same refusal reported as a failed task is recognisable on the task."""
+    task = parse_runway_record({"taskId": "t2", "state": "fail", "failCode": 400, "failMsg": NOT_EXTENDABLE})
+    assert task.failed_not_extendable
+    assert not parse_runway_record({"taskId": "t2", "state": "fail", "failMsg": "other"}).failed_not_extendable
 
 
 # -- concurrency limit -----------------------------------------------------------------------------
@@ -86,6 +154,16 @@ def test_create_refused_for_the_concurrency_limit_is_its_own_retryable_error(htt
     assert isinstance(error, RunwayRequestRejectedError) and error.retryable and error.code == 400
     other = _raise(400, "Inappropriate content detected", RUNWAY_GENERATE_PATH)
     assert type(other) is RunwayRequestRejectedError and not other.retryable
+
+
+def test_task_failed_for_the_concurrency_limit_is_recognisable() -> None:
+    """Fact: KIE may accept the create and then fail the task (callback or record code 400, that message)."""
+    callback = parse_callback({"code": 400, "msg": CONCURRENCY, "data": {"task_id": "t9"}})
+    record = parse_runway_record({"taskId": "t9", "state": "fail", "failCode": 400, "failMsg": CONCURRENCY})
+    aleph = parse_aleph_record({"taskId": "a9", "successFlag": 0, "errorCode": 400, "errorMessage": CONCURRENCY})
+    assert callback.failed_for_concurrency and record.failed_for_concurrency and aleph.failed_for_concurrency
+    other = parse_callback({"code": 400, "msg": "Inappropriate content detected", "data": {"task_id": "t9"}})
+    assert not other.failed_for_concurrency
 
 
 # -- Aleph not available ---------------------------------------------------------------------------
