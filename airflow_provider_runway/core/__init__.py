@@ -33,6 +33,7 @@ from airflow_provider_runway.core.models import (
     ExtendRequest,
     GenerateRequest,
     ValidationLimits,
+    check_extendable,
 )
 from airflow_provider_runway.core.results import (
     RunwayTask,
@@ -72,6 +73,7 @@ __all__ = [
     "TaskFamily",
     "TaskStatus",
     "ValidationLimits",
+    "check_extendable",
     "parse_aleph_record",
     "parse_callback",
     "parse_envelope",

@@ -12,13 +12,18 @@ from typing import Any
 import pytest
 
 from airflow_provider_runway.core import (
+    ExtendRequest,
     RunwayConcurrencyLimitError,
     RunwayFeatureUnavailableError,
     RunwayNotExtendableError,
     RunwayNotFoundError,
+    RunwayParameterError,
     RunwayRequestRejectedError,
+    RunwayTask,
     RunwayUnavailableError,
     TaskStatus,
+    ValidationLimits,
+    check_extendable,
     parse_aleph_record,
     parse_callback,
     parse_envelope,
@@ -143,6 +148,39 @@ def test_extension_that_failed_as_a_task_is_recognised() -> None:
     assert not parse_runway_record({"taskId": "t2", "state": "fail", "failMsg": "other"}).failed_not_extendable
 
 
+def test_extend_request_refuses_a_known_1080p_source_naming_the_parameter() -> None:
+    """Fact: a 1080p source cannot be extended, so a known one fails before any HTTP call."""
+    with pytest.raises(RunwayParameterError) as caught:
+        ExtendRequest(source_task_id="t1", prompt="more", source_quality="1080p")
+    assert caught.value.field == "source_quality"
+    assert "'720p'" in str(caught.value) and "1080p" in str(caught.value)
+    assert ExtendRequest(source_task_id="t1", prompt="more", source_quality="720p").to_payload() == {
+        "taskId": "t1",
+        "prompt": "more",
+        "quality": "720p",
+        "waterMark": "",
+    }
+    assert check_extendable(None) is None
+    with pytest.raises(RunwayParameterError, match=r"source_quality.*'720p', '1080p'"):
+        check_extendable("4k")
+
+
+def test_source_quality_comes_from_the_record_when_it_carries_it() -> None:
+    """Fact: record-detail's generateParam may carry the quality; the task exposes it for check_extendable."""
+    record = {
+        "taskId": "t1",
+        "state": "success",
+        "generateParam": {"prompt": "cat", "quality": "1080P"},
+        "videoInfo": {"videoUrl": "https://f/v.mp4"},
+    }
+    task = parse_runway_record(record)
+    assert task.quality == "1080p"
+    assert RunwayTask.from_dict(task.to_dict()) == task
+    with pytest.raises(RunwayParameterError):
+        check_extendable(task.quality)
+    assert parse_runway_record({**record, "generateParam": {"prompt": "cat"}}).quality is None
+
+
 # -- concurrency limit -----------------------------------------------------------------------------
 
 
@@ -201,3 +239,24 @@ def test_aleph_not_available_is_a_permanent_distinct_error(code: int, msg: str) 
 def test_other_answers_are_not_taken_for_aleph_being_gone(code: int, msg: str, path: str, cls: type) -> None:
     """Fact: only Aleph's endpoints, with a 404/505 on create or a body saying so, mean Aleph is gone."""
     assert type(_raise(code, msg, path)) is cls
+
+
+# -- validation messages ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ({"max_prompt_length": "long"}, "max_prompt_length"),
+        ({"max_prompt_length": 0}, "max_prompt_length"),
+        ({"allowed_durations": "5,ten"}, "allowed_durations"),
+        ({"allowed_durations": ""}, "allowed_durations"),
+        ({"allowed_durations": [5, -1]}, "allowed_durations"),
+    ],
+)
+def test_bad_connection_limits_name_the_extra_and_what_is_allowed(extra: dict[str, Any], field: str) -> None:
+    """Rule: bad input names the parameter and the allowed values (here a connection extra)."""
+    with pytest.raises(RunwayParameterError) as caught:
+        ValidationLimits.from_extra(extra)
+    assert caught.value.field == field
+    assert "positive integer" in str(caught.value)
