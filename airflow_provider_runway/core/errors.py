@@ -8,6 +8,7 @@ HTTP 402), so clients must accept both.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 #: Longest slice of a remote body quoted in an exception message or a log line.
@@ -46,7 +47,7 @@ class RunwayParameterError(RunwayError, ValueError):
 class RunwayApiError(RunwayError):
     """The API answered with an error code (in the HTTP status or in the body ``code``)."""
 
-    #: Codes this class stands for; used by :func:`error_for_code`.
+    #: Codes this class stands for; used by :func:`error_class_for_code`.
     codes: tuple[int, ...] = ()
 
     def __init__(
@@ -83,7 +84,41 @@ class RunwayInsufficientCreditsError(RunwayApiError):
 class RunwayRequestRejectedError(RunwayApiError):
     """400, 422, 451, 505: the request or its content was refused; retrying cannot help."""
 
-    codes = (400, 422, 451, 505)
+    codes: tuple[int, ...] = (400, 422, 451, 505)
+
+
+class RunwayConcurrencyLimitError(RunwayRequestRejectedError):
+    """400 "Reached the limit for concurrent generations": every generation slot of the account is busy.
+
+    KIE created nothing and charged nothing, so creating the task again once a slot frees up is safe;
+    hence ``retryable``. Chosen by :func:`error_class_for_code` from the message, not the code.
+    """
+
+    codes = ()
+    retryable = True
+
+
+class RunwayNotExtendableError(RunwayRequestRejectedError):
+    """KIE refuses to extend the source video ("Video generated after 1080P cannot be extended")."""
+
+    codes = ()
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(f"{message}; KIE extends only videos generated at 720p", **kwargs)
+        self.remote_message = message
+
+
+class RunwayFeatureUnavailableError(RunwayRequestRejectedError):
+    """An Aleph endpoint answered that Aleph is not available: 404 or 505 on create, or a body saying so.
+
+    KIE lists Runway Aleph as discontinued; where it is not served, creating again cannot help.
+    """
+
+    codes = ()
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(f"Runway Aleph is not served for this account by KIE.ai (KIE answered: {message})", **kwargs)
+        self.remote_message = message
 
 
 class RunwayNotFoundError(RunwayApiError):
@@ -110,9 +145,12 @@ class RunwayRateLimitedError(RunwayApiError):
 
 
 class RunwayUnavailableError(RunwayApiError):
-    """455 (maintenance) or another 5xx: the service is temporarily unavailable."""
+    """455 (maintenance), 408 (upstream silent for over 10 minutes) or another 5xx: a transient failure.
 
-    codes = (455, 500, 502, 503, 504)
+    Like a 5xx, a 408 on a create leaves open whether a task was created.
+    """
+
+    codes = (408, 455, 500, 502, 503, 504)
     retryable = True
 
 
@@ -171,8 +209,50 @@ _CLASSES: tuple[type[RunwayApiError], ...] = (
 )
 
 
-def error_class_for_code(code: int) -> type[RunwayApiError]:
-    """Map an effective error code to its exception class."""
+#: Path prefix of the Aleph endpoints, whose "not available" answers mean Aleph is not served.
+ALEPH_PATH_PREFIX = "/api/v1/aleph/"
+_CONCURRENCY_LIMIT = re.compile(r"limit for concurrent generation", re.IGNORECASE)
+_NOT_EXTENDABLE = re.compile(r"cannot be extended", re.IGNORECASE)
+_NOT_AVAILABLE = re.compile(
+    r"discontinued|no longer (?:available|supported|served)"
+    r"|\b(?:model|aleph|feature)\b[^.]*?\b(?:not (?:available|served|exist|found)|does not exist|disabled"
+    r"|offline|gone|removed|retired)",
+    re.IGNORECASE,
+)
+#: Wording a transient outage may use that must not read as "Aleph is gone".
+_TEMPORARY = re.compile(r"temporar|maintenance|try again|busy", re.IGNORECASE)
+
+
+def is_concurrency_limit_message(message: str | None) -> bool:
+    """Whether ``message`` is KIE's "Reached the limit for concurrent generations"."""
+    return bool(message and _CONCURRENCY_LIMIT.search(message))
+
+
+def is_not_extendable_message(message: str | None) -> bool:
+    """Whether ``message`` is KIE's refusal to extend a source ("... cannot be extended")."""
+    return bool(message and _NOT_EXTENDABLE.search(message))
+
+
+def is_not_available_message(message: str | None) -> bool:
+    """Whether ``message`` says a model or feature is gone ("discontinued", "model not found", ...)."""
+    return bool(message and _NOT_AVAILABLE.search(message) and not _TEMPORARY.search(message))
+
+
+def error_class_for_code(code: int, message: str = "", path: str = "") -> type[RunwayApiError]:
+    """Map an effective error code, with the API's message and the request path, to its exception class.
+
+    The message picks the classes KIE gives no code of their own: the concurrency limit, a refused
+    extension, and (on an Aleph path) Aleph not being served, which a 404 or 505 from Aleph's create
+    endpoint also means.
+    """
+    if code == 400 and is_concurrency_limit_message(message):
+        return RunwayConcurrencyLimitError
+    if code in (400, 422, 501) and is_not_extendable_message(message):
+        return RunwayNotExtendableError
+    if path.startswith(ALEPH_PATH_PREFIX) and code not in (408, 429, 455):
+        on_create = not path.startswith(ALEPH_PATH_PREFIX + "record")
+        if (on_create and code in (404, 505)) or is_not_available_message(message):
+            return RunwayFeatureUnavailableError
     for cls in _CLASSES:
         if code in cls.codes:
             return cls
@@ -237,7 +317,7 @@ def parse_envelope(
     message = payload.get("msg") if isinstance(payload, dict) else None
     if not isinstance(message, str) or not message:
         message = truncate(text) if text else f"HTTP {http_status}"
-    cls = error_class_for_code(effective)
+    cls = error_class_for_code(effective, message, path)
     kwargs: dict[str, Any] = {"code": effective, "http_status": http_status, "method": method, "path": path}
     if cls is RunwayRateLimitedError:
         return_after = parse_retry_after(retry_after)

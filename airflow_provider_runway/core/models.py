@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow_provider_runway.core.errors import RunwayParameterError
@@ -44,7 +44,28 @@ class ValidationLimits:
         durations = extra.get("allowed_durations", DEFAULT_DURATIONS)
         if isinstance(durations, str):
             durations = [part for part in durations.replace(" ", "").split(",") if part]
-        return cls(max_prompt_length=int(max_len), durations=tuple(int(d) for d in durations))
+        try:
+            durations = tuple(_positive_int(d) for d in durations)
+        except (TypeError, ValueError):
+            durations = ()
+        if not durations:
+            raise RunwayParameterError(
+                "allowed_durations", extra.get("allowed_durations"), "must be positive integers (seconds), e.g. '5,10'"
+            )
+        try:
+            max_prompt_length = _positive_int(max_len)
+        except (TypeError, ValueError):
+            raise RunwayParameterError("max_prompt_length", max_len, "must be a positive integer") from None
+        return cls(max_prompt_length=max_prompt_length, durations=durations)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    number = int(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
 
 
 DEFAULT_LIMITS = ValidationLimits()
@@ -137,6 +158,22 @@ def check_quality(quality: Any, duration: int | None, name: str = "quality") -> 
     return str(quality)
 
 
+#: Qualities KIE can extend: it refuses "Video generated after 1080P cannot be extended".
+EXTENDABLE_QUALITIES: tuple[str, ...] = ("720p",)
+
+
+def check_extendable(source_quality: Any, name: str = "source_quality") -> str | None:
+    """Refuse to extend a source known to be 1080p, before anything is spent; ``None`` means unknown."""
+    if source_quality is None:
+        return None
+    check_choice(source_quality, name, QUALITIES)
+    if source_quality not in EXTENDABLE_QUALITIES:
+        raise RunwayParameterError(
+            name, source_quality, f"{_allowed(EXTENDABLE_QUALITIES)}: KIE cannot extend a video generated at 1080p"
+        )
+    return str(source_quality)
+
+
 def check_water_mark(value: Any, name: str = "water_mark") -> str:
     if value is None:
         return ""
@@ -181,10 +218,7 @@ def check_bool(value: Any, name: str) -> bool:
 
 @dataclass(frozen=True)
 class _Request:
-    """Shared behaviour of the create requests."""
-
-    family: ClassVar[str] = "runway"
-    endpoint: ClassVar[str] = ""
+    """Shared behaviour of the create requests; their paths live in :mod:`~airflow_provider_runway.core.wire`."""
 
     def to_payload(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -210,8 +244,6 @@ class GenerateRequest(_Request):
     callback_url: str | None = None
     seed: int | None = None
     limits: ValidationLimits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
-
-    endpoint: ClassVar[str] = "/api/v1/runway/generate"
 
     @classmethod
     def build(cls, *, resolution: str | None = None, **kwargs: Any) -> GenerateRequest:
@@ -275,19 +307,23 @@ class GenerateRequest(_Request):
 
 @dataclass(frozen=True)
 class ExtendRequest(_Request):
-    """Continue a finished Runway video (``source_task_id``) with a new prompt."""
+    """Continue a finished Runway video (``source_task_id``) with a new prompt.
+
+    ``source_quality`` is the source video's quality when known (e.g. ``RunwayTask.quality``); it is
+    not sent, but a 1080p source is refused here because KIE cannot extend it.
+    """
 
     source_task_id: str
     prompt: str
     quality: str = "720p"
     water_mark: str = ""
     callback_url: str | None = None
+    source_quality: str | None = None
     limits: ValidationLimits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
-
-    endpoint: ClassVar[str] = "/api/v1/runway/extend"
 
     def __post_init__(self) -> None:
         check_task_id(self.source_task_id, "source_task_id")
+        check_extendable(self.source_quality)
         check_prompt(self.prompt, self.limits)
         check_quality(self.quality, None)
         object.__setattr__(self, "water_mark", check_water_mark(self.water_mark))
@@ -329,9 +365,6 @@ class AlephRequest(_Request):
     upload_cn: bool = False
     callback_url: str | None = None
     limits: ValidationLimits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
-
-    family: ClassVar[str] = "aleph"
-    endpoint: ClassVar[str] = "/api/v1/aleph/generate"
 
     def __post_init__(self) -> None:
         check_prompt(self.prompt, self.limits)

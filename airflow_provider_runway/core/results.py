@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from airflow_provider_runway.core.models import is_http_url, is_task_id
+from airflow_provider_runway.core.errors import is_concurrency_limit_message, is_not_extendable_message
+from airflow_provider_runway.core.models import QUALITIES, is_http_url, is_task_id
 
 
 class TaskFamily(str, Enum):
@@ -61,6 +62,11 @@ RUNWAY_STATES: dict[str, TaskStatus] = {
     "failed": TaskStatus.FAILED,
 }
 
+#: ``successFlag`` values that mean failure (KIE's Veo and Flux families), with a fallback reason.
+ALEPH_FAILURE_FLAGS: dict[str, str] = {
+    "2": "The task could not be created (successFlag 2)",
+    "3": "The generation failed (successFlag 3)",
+}
 NO_VIDEO_MESSAGE = "The API reported success but returned no video URL"
 BAD_VIDEO_URL_MESSAGE = "The API reported success but its video URL is not an absolute http(s) URL"
 
@@ -70,7 +76,9 @@ class RunwayTask:
     """A Runway or Aleph task, normalised.
 
     ``status`` is the normalised status; ``raw_state`` what the API said (``wait``, ``success``,
-    ``successFlag=1``...). ``image_url`` is the thumbnail.
+    ``successFlag=1``...). ``image_url`` is the thumbnail. ``quality`` is the generation's quality
+    (``720p``/``1080p``) when the record carries it. ``completed_at`` is when the generation ended
+    (Runway's ``generateTime``, Aleph's ``completeTime``); ``created_at`` is only known for Aleph.
     """
 
     task_id: str
@@ -86,10 +94,21 @@ class RunwayTask:
     expired: bool = False
     created_at: datetime | None = None
     completed_at: datetime | None = None
+    quality: str | None = None
 
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+    @property
+    def failed_for_concurrency(self) -> bool:
+        """Failed because the account's concurrent generations were all busy; nothing was generated."""
+        return self.status is TaskStatus.FAILED and is_concurrency_limit_message(self.fail_message)
+
+    @property
+    def failed_not_extendable(self) -> bool:
+        """An extension KIE refused because its source cannot be extended (a 1080p video)."""
+        return self.status is TaskStatus.FAILED and is_not_extendable_message(self.fail_message)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: the XCom and trigger-event form. ``state`` is the normalised status."""
@@ -105,6 +124,7 @@ class RunwayTask:
             "expired": self.expired,
             "created_at": _iso(self.created_at),
             "completed_at": _iso(self.completed_at),
+            "quality": self.quality,
             "fail_code": self.fail_code,
             "fail_message": self.fail_message,
         }
@@ -126,6 +146,7 @@ class RunwayTask:
             expired=bool(data.get("expired", False)),
             created_at=parse_time(data.get("created_at")),
             completed_at=parse_time(data.get("completed_at")),
+            quality=data.get("quality"),
         )
 
     def as_failed(self, message: str, code: str | None = None) -> RunwayTask:
@@ -195,6 +216,13 @@ def _flag(value: Any) -> bool:
     return bool(value) if isinstance(value, (int, float, bool)) else False
 
 
+def _quality(value: Any) -> str | None:
+    """A documented quality (``720p``/``1080p``, any case), or ``None``."""
+    text = _text(value)
+    text = text.lower() if text else None
+    return text if text in QUALITIES else None
+
+
 def _as_mapping(value: Any) -> Mapping[str, Any]:
     if isinstance(value, Mapping):
         return value
@@ -232,6 +260,10 @@ def parse_runway_record(data: Any, task_id: str | None = None) -> RunwayTask:
     fail_code = _text(record.get("failCode"))
     if status is TaskStatus.FAILED and not fail_message:
         fail_message = "The task failed without a reason"
+    params = _as_mapping(record.get("generateParam"))
+    # generateTime is documented as the completion time (zone undocumented: read as UTC); a task that
+    # has not finished has not completed, whatever the field holds.
+    generate_time = parse_time(record.get("generateTime")) if status.is_terminal else None
     task = RunwayTask(
         task_id=task_id or _id(record.get("taskId")) or _id(info.get("taskId")) or "",
         family=TaskFamily.RUNWAY,
@@ -244,8 +276,9 @@ def parse_runway_record(data: Any, task_id: str | None = None) -> RunwayTask:
         fail_code=fail_code if status is TaskStatus.FAILED else None,
         fail_message=fail_message if status is TaskStatus.FAILED else None,
         expired=_flag(record.get("expireFlag")),
-        created_at=parse_time(record.get("generateTime") or record.get("createdAt") or record.get("createTime")),
-        completed_at=parse_time(record.get("completedAt") or record.get("completeTime")),
+        created_at=parse_time(record.get("createdAt") or record.get("createTime")),
+        completed_at=parse_time(record.get("completedAt") or record.get("completeTime")) or generate_time,
+        quality=_quality(params.get("quality")) or _quality(record.get("quality") or record.get("resolution")),
     )
     return _finish(task, raw_video_url)
 
@@ -254,7 +287,8 @@ def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
     """Normalise an Aleph ``record-info`` ``data`` object.
 
     In progress: ``successFlag`` 0, ``errorCode`` 0/null, no message. Success: ``successFlag`` 1.
-    Failed: ``successFlag`` 0 with a non-zero ``errorCode`` or a non-empty ``errorMessage``.
+    Failed: ``successFlag`` 0 with a non-zero ``errorCode`` or a non-empty ``errorMessage``, or
+    ``successFlag`` 2 (create failed) or 3 (generation failed), as KIE's other families report it.
 
     :param task_id: the id asked about; kept as the task's id. Without it the body's id is used.
     """
@@ -266,7 +300,11 @@ def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
         error_code = None
     error_message = _text(record.get("errorMessage"))
     raw_video_url = _text(response.get("resultVideoUrl"))
-    if _flag(success_flag):
+    flag = _text(success_flag)
+    if flag is not None and flag in ALEPH_FAILURE_FLAGS:
+        status = TaskStatus.FAILED
+        error_message = error_message or ALEPH_FAILURE_FLAGS[flag]
+    elif _flag(success_flag):
         status = TaskStatus.SUCCEEDED
     elif error_code or error_message:
         status = TaskStatus.FAILED

@@ -16,7 +16,6 @@ DOWNLOAD_URL_PATH = "/api/v1/common/download-url"
 
 #: Lifetime of a direct link from ``download-url``; KIE keeps the files themselves 14 days.
 DOWNLOAD_LINK_TTL_SECONDS = 20 * 60
-RESULT_RETENTION_SECONDS = 14 * 24 * 3600
 
 STATUS_PATHS: dict[TaskFamily, str] = {
     TaskFamily.RUNWAY: RUNWAY_RECORD_DETAIL_PATH,

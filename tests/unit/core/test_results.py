@@ -71,7 +71,7 @@ def test_runway_record_detail_success() -> None:
         video_id="485da89c",
         parent_task_id=None,
         expired=False,
-        created_at=datetime(2023, 8, 15, 14, 30, 45, tzinfo=UTC),
+        completed_at=datetime(2023, 8, 15, 14, 30, 45, tzinfo=UTC),
     )
 
 
@@ -213,7 +213,7 @@ def test_to_dict_is_plain_json_and_round_trips() -> None:
     data = task.to_dict()
     assert json.loads(json.dumps(data)) == data
     assert data["state"] == "succeeded"
-    assert data["created_at"] == "2023-08-15T14:30:45+00:00"
+    assert data["completed_at"] == "2023-08-15T14:30:45+00:00"
     assert RunwayTask.from_dict(data) == task
 
 
