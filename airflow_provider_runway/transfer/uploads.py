@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 from airflow.providers.common.compat.sdk import ObjectStoragePath
@@ -160,6 +161,12 @@ def _kind(field: str) -> str:
     return INPUT_FIELDS[field][1]
 
 
+def _scheme_of(value: Any) -> str | None:
+    """The lower-cased scheme of a ``scheme://...`` string, else ``None`` (a local path, or not a string)."""
+    found = _SCHEME.match(value.strip()) if isinstance(value, str) else None
+    return found.group(1).lower() if found else None
+
+
 def _filesystem(path: ObjectStoragePath) -> AbstractFileSystem:
     try:
         return path.fs
@@ -219,37 +226,33 @@ def as_input_source(value: Any, field: str = "source") -> InputSource:
     if isinstance(value, InputSource):
         return value
     target: Path | ObjectStoragePath
+    scheme = _scheme_of(value)
     if isinstance(value, ObjectStoragePath):
         target, location = value, redact_url(str(value))
-    elif isinstance(value, os.PathLike) or (isinstance(value, str) and not _SCHEME.match(value.strip())):
+    elif isinstance(value, os.PathLike) or (isinstance(value, str) and scheme is None):
         text = os.fspath(value)
         if not isinstance(text, str) or not text.strip():
             raise RunwayParameterError(field, value, f"must be {ALLOWED_INPUTS}")
-        target = Path(text.strip()).expanduser().absolute()
+        target = Path(text.strip()).expanduser().absolute()  # a relative path is relative to the worker's cwd
         location = str(target)
-    elif isinstance(value, str):
-        text = value.strip()
-        scheme = text.split("://", 1)[0].lower()
-        if scheme in ("http", "https"):
-            raise RunwayParameterError(field, redact_url(text), "an http(s) URL is passed to KIE as is, not uploaded")
-        if scheme == "file":
-            target = Path(text[len("file://") :]).absolute()
-            location = str(target)
-        else:
-            try:
-                import fsspec
-
-                known = scheme in fsspec.available_protocols()
-                target = ObjectStoragePath(text) if known else None  # type: ignore[assignment]
-            except (ValueError, ImportError):
-                target = None  # type: ignore[assignment]
-            if target is None:
-                raise RunwayParameterError(
-                    field, redact_url(text), f"unknown storage scheme {scheme!r}; must be {ALLOWED_INPUTS}"
-                )
-            location = redact_url(text)
-    else:
+    elif not isinstance(value, str):
         raise RunwayParameterError(field, value, f"must be {ALLOWED_INPUTS}")
+    elif scheme in ("http", "https"):
+        raise RunwayParameterError(field, redact_url(value), "an http(s) URL is passed to KIE as is, not uploaded")
+    elif scheme == "file":
+        parts = urlsplit(value.strip())
+        if parts.netloc not in ("", "localhost") or not parts.path:
+            raise RunwayParameterError(field, value, "a file:// URL must name a local file, e.g. file:///data/in.png")
+        target = Path(unquote(parts.path))
+        location = str(target)
+    else:
+        import fsspec
+
+        if scheme not in fsspec.available_protocols():
+            raise RunwayParameterError(
+                field, redact_url(value), f"unknown storage scheme {scheme!r}; must be {ALLOWED_INPUTS}"
+            )
+        target, location = ObjectStoragePath(value.strip()), redact_url(value.strip())
     source = InputSource(location=location, target=target)
     try:
         is_file = source.is_file()
@@ -280,15 +283,7 @@ def resolve_input(value: Any, field: str, *, limits: UploadLimits | None = None)
     _kind(field)
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if (
-        isinstance(value, str)
-        and _SCHEME.match(value.strip())
-        and value.strip().split(":", 1)[0].lower()
-        in (
-            "http",
-            "https",
-        )
-    ):
+    if _scheme_of(value) in ("http", "https"):
         if not is_http_url(value):
             raise RunwayParameterError(field, value, "must be an absolute http(s) URL, e.g. https://host/path")
         return value
@@ -595,7 +590,7 @@ def upload_file(
     retry_delay: float = 1.0,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     secret: str | None = None,
-    logger: logging.Logger | None = None,
+    logger: Any = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> UploadedFile:
     """Upload ``source`` with KIE's file-stream upload and return what KIE answered (``download_url`` first).
@@ -612,6 +607,7 @@ def upload_file(
     :param retries: further attempts after a transient failure (a dropped connection, 429, 5xx). A retry
         sends the same name, so it overwrites rather than piles up.
     :param secret: the API key, removed from any remote text quoted in an exception or a log line.
+    :param logger: where progress and failures are logged (the hook passes its own ``log``).
     :raises RunwayParameterError: for a bad source, path or name, a file too large, or a file that changes
         while it is sent; nothing is sent for the first three.
     :raises RunwayAuthError: 401, the key was refused.

@@ -108,6 +108,15 @@ def test_local_paths_in_every_form_become_sources(tmp_path: Path) -> None:
             assert stream.read() == PNG
 
 
+def test_a_file_url_is_percent_decoded(tmp_path: Path) -> None:
+    image = write(tmp_path / "my input.png", PNG)
+    source = resolve_input(f"file://{str(image).replace(' ', '%20')}", "image_url")
+    assert isinstance(source, InputSource)
+    assert source.location == str(image)
+    with pytest.raises(RunwayParameterError, match="a file:// URL must name a local file"):
+        resolve_input("file://fileserver/share/in.png", "image_url")
+
+
 def test_an_object_storage_url_becomes_a_source() -> None:
     fsspec.filesystem("memory").pipe("/inputs/clip.mp4", MP4_HEAD + bytes(100))
     source = resolve_input("memory://inputs/clip.mp4", "video_url")
