@@ -24,6 +24,7 @@ from airflow_provider_runway.core.errors import (
     RunwayUnavailableError,
 )
 from airflow_provider_runway.transfer.uploads import (
+    DEFAULT_CHUNK_SIZE,
     DEFAULT_UPLOAD_BASE_URL,
     FILE_STREAM_UPLOAD_PATH,
     MIB,
@@ -439,7 +440,21 @@ def test_a_50_mb_upload_streams_with_flat_memory(
     assert growth < 5 * MIB, f"+{growth / MIB:.1f} MiB while uploading 50 MB"
 
 
-def test_an_object_storage_source_streams(session: requests.Session, upload_host: UploadHost) -> None:
+def test_an_object_storage_source_streams(
+    session: requests.Session, upload_host: UploadHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fsspec.implementations.memory import MemoryFile
+
+    reads: list[int] = []
+    real_read = MemoryFile.read
+
+    def read(self: MemoryFile, size: int | None = -1) -> bytes:
+        data = real_read(self, size)
+        reads.append(len(data))
+        return data
+
+    # A BytesIO hands out its whole buffer without a copy, so memory alone cannot show a whole-file read here.
+    monkeypatch.setattr(MemoryFile, "read", read)
     size = 20 * MIB
     payload = MP4_HEAD + os.urandom(size - len(MP4_HEAD))
     memory = fsspec.filesystem("memory")
@@ -466,6 +481,8 @@ def test_an_object_storage_source_streams(session: requests.Session, upload_host
     assert received.file_name == f"{expected}.mp4"
     assert uploaded.sha256 == expected
     assert growth < 5 * MIB, f"+{growth / MIB:.1f} MiB while uploading 20 MB from memory://"
+    assert sum(reads) == 2 * size  # the hash pass and the upload pass
+    assert max(reads) <= DEFAULT_CHUNK_SIZE, f"a read of {max(reads)} bytes"
 
 
 def test_a_401_from_a_real_host_is_an_auth_error_without_the_key(
