@@ -107,7 +107,7 @@ def test_cost_table():
 
 
 def test_concurrency_limit_counts_unfinished_tasks_per_key():
-    engine, clock = make(concurrency_limit=2)
+    engine, clock = make(concurrency_limit=2, concurrency_mode="refuse")
     first = create(engine)
     create(engine)
     with pytest.raises(SimError) as err:
@@ -119,7 +119,7 @@ def test_concurrency_limit_counts_unfinished_tasks_per_key():
 
 
 def test_concurrency_limit_can_be_reported_as_429():
-    engine, _ = make(concurrency_limit=1, concurrency_error_code=429)
+    engine, _ = make(concurrency_limit=1, concurrency_error_code=429, concurrency_mode="refuse")
     create(engine)
     with pytest.raises(SimError) as err:
         create(engine)
@@ -230,6 +230,8 @@ def test_limit_switched_on_at_runtime_counts_tasks_created_before():
     engine, _ = make()
     create(engine)
     engine.config = engine.config.updated({"concurrency_limit": 1})
+    assert engine.snapshot(create(engine)).state == "fail"  # default: accepted, then failed
+    engine.config = engine.config.updated({"concurrency_mode": "refuse"})
     with pytest.raises(SimError):
         create(engine)
 
