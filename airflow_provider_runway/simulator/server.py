@@ -76,7 +76,6 @@ ALEPH_OFF_MESSAGES: dict[str, str] = {
     "422": "The model runway-aleph is not available: Runway Aleph is discontinued and no longer available on Kie AI",
     "505": "Runway Aleph is discontinued and no longer available on Kie AI",
 }
-ALEPH_PATHS = (wire.ALEPH_GENERATE_PATH, wire.ALEPH_RECORD_INFO_PATH)
 MAX_FIELD_BYTES = 4096
 
 
@@ -117,7 +116,12 @@ class RunwaySimulator:
     injected faults) always use the HTTP status. Malformed JSON, a non-object body or a
     Content-Type other than ``application/json`` are 400; validation errors 422; extending an
     unknown task 404, an unfinished, failed or expired one 422; input URLs on a host under
-    ``.invalid`` cannot be fetched (451). Credits are charged at create and not refunded.
+    ``.invalid`` cannot be fetched (451), nor an upload of this simulator that is unknown or
+    expired. Credits are charged at create and not refunded. The create rate limit always answers
+    HTTP 429 with ``Retry-After`` (KIE documents the status). Extending a 1080p video is code 400
+    with KIE's message. The File Upload API (KIE serves it on its own host; here on the same port)
+    answers errors with ``"success": false`` in the error style; uploads are streamed to disk and
+    served under ``/tempfile/<account>/<filePath>`` without a key, as KIE's temporary files are.
 
     :param config: behaviour of the simulator; defaults to :class:`SimulatorConfig` ().
     :param clock: source of real epoch time (tests may pass a fake one).
