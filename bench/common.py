@@ -96,6 +96,8 @@ class SimProcess:
             "0",
             "--concurrency-limit",
             "0",
+            "--rate-limit-creates",
+            "0",
             "--starting-credits",
             str(10**12),
             "--seed",

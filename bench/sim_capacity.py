@@ -36,6 +36,8 @@ def start_simulator(pin: bool) -> tuple[subprocess.Popen[str], str]:
         "0",
         "--concurrency-limit",
         "0",
+        "--rate-limit-creates",
+        "0",
         "--starting-credits",
         str(10**9),
         "--generating-seconds",

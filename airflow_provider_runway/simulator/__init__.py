@@ -1,7 +1,8 @@
 """runway-sim: a local simulator of KIE.ai's Runway and Aleph API.
 
 It serves the documented endpoints over real HTTP with a lazily computed task state machine,
-credits, the concurrency limit, callbacks and fault injection, so the provider can be tested and
+credits, the concurrency and rate limits, callbacks, KIE's File Upload API (uploaded files are
+served back at their ``downloadUrl``) and fault injection, so the provider can be tested and
 demonstrated without an account. Start it with the ``runway-sim`` command, in-process with
 :class:`SimulatorThread`, or in pytest with the ``runway_sim`` fixture.
 """

@@ -29,8 +29,12 @@ def callback_payload(engine: SimEngine, task: Task) -> dict[str, Any]:
             return {"code": code, "msg": message, "data": None, "taskId": task.task_id}
         data = {"result_video_url": video_url, "result_image_url": image_url}
         return {"code": 200, "msg": "success", "data": data, "taskId": task.task_id}
-    if failed:
-        return {"code": code, "msg": message, "data": {"task_id": task.task_id}}
+    if failed:  # KIE sends the result keys empty on failure
+        return {
+            "code": code,
+            "msg": message,
+            "data": {"task_id": task.task_id, "video_id": "", "video_url": "", "image_url": ""},
+        }
     data = {"task_id": task.task_id, "video_id": task.video_id, "video_url": video_url, "image_url": image_url}
     return {"code": 200, "msg": "All generated successfully.", "data": data}
 

@@ -12,11 +12,20 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_runway.simulator.config import ERROR_STYLES, SimulatorConfig
+from airflow_provider_runway.simulator.config import ALEPH_MODES, ERROR_STYLES, SimulatorConfig
 from airflow_provider_runway.simulator.server import RunwaySimulator
 
 #: Config fields with a hand-written flag (or none).
-_SPECIAL = {"api_keys", "error_style", "webhook_hmac_key", "durations", "video_size_bytes"}
+_SPECIAL = {
+    "api_keys",
+    "error_style",
+    "webhook_hmac_key",
+    "durations",
+    "video_size_bytes",
+    "aleph_failure_flags",
+    "aleph_mode",
+    "upload_dir",
+}
 
 
 def _flag(name: str) -> str:
@@ -38,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--webhook-hmac-key", default=None, help="sign callbacks with this key")
     parser.add_argument("--durations", default=",".join(map(str, defaults.durations)), help="accepted durations")
     parser.add_argument("--video-size-bytes", type=int, default=None, help="pad served MP4 files to this size")
+    parser.add_argument(
+        "--aleph-failure-flags",
+        action="store_true",
+        help="report failed Aleph tasks with successFlag 2 (failed at creation) or 3 (generation failed)",
+    )
+    parser.add_argument(
+        "--aleph-mode",
+        choices=ALEPH_MODES,
+        default=defaults.aleph_mode,
+        help="'on' serves Aleph; 404, 422 or 505 refuse it as a discontinued model",
+    )
+    parser.add_argument("--upload-dir", default=None, help="keep uploads here (default: a temporary directory)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument(
         "--seed",

@@ -42,7 +42,9 @@ class SimulatorClient:
         return dict(self._call("GET", "health"))
 
     def counters(self) -> dict[str, Any]:
-        """Requests per endpoint and per task, tasks and credits per account, callbacks, faults fired."""
+        """Requests per endpoint and per task, tasks and credits per account, callbacks, faults fired,
+        ``rate_limited`` (429s per account) and ``rate_limited_total``, ``concurrency_failures`` per
+        account, ``uploads`` per endpoint, ``uploads_total`` and ``upload_bytes``."""
         return dict(self._call("GET", "counters"))
 
     def config(self) -> dict[str, Any]:
@@ -65,7 +67,8 @@ class SimulatorClient:
         """Replace the next ``count`` responses (or a ``fraction`` of them) of ``endpoint`` by a fault.
 
         ``endpoint``: ``generate``, ``extend``, ``record-detail``, ``aleph-generate``, ``record-info``,
-        ``credit``, ``download-url``, ``files``, an API path, or ``*``. ``kind``: ``http500``,
+        ``credit``, ``download-url``, ``files``, ``file-stream-upload``, ``file-url-upload``,
+        ``file-base64-upload``, ``tempfile`` (uploaded files), an API path, or ``*``. ``kind``: ``http500``,
         ``http455``, ``http429`` (with ``retry_after``), ``malformed_json``, ``html_error``, ``slow``
         (with ``delay``), ``drop``, ``drop_after``. Without count or fraction, ``count=1``.
         """

@@ -9,12 +9,17 @@ from typing import Any
 
 from airflow_provider_runway.core.models import DEFAULT_DURATIONS, DEFAULT_MAX_PROMPT_LENGTH
 
+#: Message of random failures (the engine's default; kept here so the config has no engine import).
+RANDOM_FAILURE_MESSAGE = "Internal error during generation, please try again"
+
 ERROR_STYLES: tuple[str, ...] = ("body", "http")
 CONCURRENCY_MODES: tuple[str, ...] = ("refuse", "fail_task")
 RECORD_STYLES: tuple[str, ...] = ("documented", "variant")
+#: How the Aleph endpoints answer: served, or one of the ways a discontinued model may be refused.
+ALEPH_MODES: tuple[str, ...] = ("on", "404", "422", "505")
 
 #: Fields that cannot change while the server runs (they shape the accounts or the server itself).
-STARTUP_ONLY_FIELDS: frozenset[str] = frozenset({"seed", "max_body_bytes"})
+STARTUP_ONLY_FIELDS: frozenset[str] = frozenset({"seed", "max_body_bytes", "upload_dir"})
 
 
 @dataclass
@@ -41,9 +46,15 @@ class SimulatorConfig:
     :param concurrency_limit: most unfinished tasks per key; 0 means unlimited.
     :param concurrency_error_code: code of a create refused by the concurrency limit (400 as KIE
         reports it, or 429).
-    :param concurrency_mode: ``"refuse"`` answers a create over the limit with
-        ``concurrency_error_code``; ``"fail_task"`` accepts it (no charge) and the task fails at
-        once with code 400 and "Reached the limit for concurrent generations", callback included.
+    :param concurrency_mode: ``"fail_task"`` (KIE's current behaviour) accepts a create over the
+        limit (no charge) and the task fails at once with code 400 and "Reached the limit for
+        concurrent generations", callback included; ``"refuse"`` answers the create itself with
+        ``concurrency_error_code``.
+    :param rate_limit_creates: most create requests (generate, extend, Aleph generate) per key within
+        ``rate_limit_window``; more are refused with HTTP 429 and ``Retry-After``, not queued. 0 or
+        ``None`` turns the limit off.
+    :param rate_limit_window: length of the rate-limit window in real seconds (not scaled: clients
+        pace themselves in real time).
     :param record_style: ``"documented"`` sends the status shapes of the reference; ``"variant"``
         sends the shapes some clients report instead: Runway ``status`` for ``state``, a flat
         ``videoUrl``/``imageUrl``, ``failCode`` as a string (``""`` when none); Aleph ``errorCode``
@@ -54,6 +65,22 @@ class SimulatorConfig:
     :param download_link_ttl: lifetime of a link from ``download-url`` (simulated seconds).
     :param video_size_bytes: pad served MP4 files to at least this size (``None``: a few kB).
     :param failure_rate: fraction of tasks that fail at completion (deterministic for ``seed``).
+    :param failure_code: ``failCode`` (Aleph ``errorCode``, callback ``code``) of those random
+        failures; KIE documents 400.
+    :param failure_message: message of those random failures.
+    :param aleph_failure_flags: report failed Aleph tasks with ``successFlag`` 2 (failed at
+        creation, e.g. the concurrency limit) or 3 (generation failed), as KIE's other families do,
+        instead of the documented 0; sent as strings with ``record_style="variant"``.
+    :param aleph_mode: ``"on"`` serves Aleph; otherwise both Aleph endpoints answer as a
+        discontinued model might and nothing is created: ``"404"`` an HTTP 404 as for an unknown
+        path, ``"422"`` code 422 "model not available", ``"505"`` code 505 "feature disabled"
+        (the last two follow ``error_style``).
+    :param upload_retention_seconds: lifetime of an uploaded file (simulated seconds; KIE: 3 days).
+    :param upload_max_bytes: largest file accepted by the stream and URL uploads.
+    :param upload_base64_max_bytes: largest decoded file accepted by the base64 upload.
+    :param upload_url_timeout: real seconds the URL upload may spend fetching its source (KIE: 30).
+    :param upload_dir: directory of uploaded files; ``None`` uses a temporary directory removed
+        when the server stops.
     :param max_prompt_length: longest accepted prompt.
     :param durations: accepted Runway durations.
     :param max_body_bytes: largest accepted request body; larger ones get a 413.
@@ -75,7 +102,9 @@ class SimulatorConfig:
     error_style: str = "body"
     concurrency_limit: int = 10
     concurrency_error_code: int = 400
-    concurrency_mode: str = "refuse"
+    concurrency_mode: str = "fail_task"
+    rate_limit_creates: int | None = 20
+    rate_limit_window: float = 10.0
     record_style: str = "documented"
     starting_credits: int = 10_000
     retention_seconds: float = 14 * 86400.0
@@ -83,6 +112,15 @@ class SimulatorConfig:
     download_link_ttl: float = 1200.0
     video_size_bytes: int | None = None
     failure_rate: float = 0.0
+    failure_code: int = 400
+    failure_message: str = RANDOM_FAILURE_MESSAGE
+    aleph_failure_flags: bool = False
+    aleph_mode: str = "on"
+    upload_retention_seconds: float = 3 * 86400.0
+    upload_max_bytes: int = 100 * 1024 * 1024
+    upload_base64_max_bytes: int = 10 * 1024 * 1024
+    upload_url_timeout: float = 30.0
+    upload_dir: str | None = None
     max_prompt_length: int = DEFAULT_MAX_PROMPT_LENGTH
     durations: tuple[int, ...] = DEFAULT_DURATIONS
     max_body_bytes: int = 1024 * 1024
@@ -110,6 +148,7 @@ class SimulatorConfig:
             "retention_seconds",
             "download_link_ttl",
             "callback_retry_delay",
+            "upload_retention_seconds",
         ):
             if float(getattr(self, name)) < 0:
                 raise ValueError(f"{name} must be >= 0")
@@ -117,6 +156,16 @@ class SimulatorConfig:
             raise ValueError(f"concurrency_mode must be one of {CONCURRENCY_MODES}, got {self.concurrency_mode!r}")
         if self.record_style not in RECORD_STYLES:
             raise ValueError(f"record_style must be one of {RECORD_STYLES}, got {self.record_style!r}")
+        if self.aleph_mode not in ALEPH_MODES:
+            raise ValueError(f"aleph_mode must be one of {ALEPH_MODES}, got {self.aleph_mode!r}")
+        if self.rate_limit_creates is not None and self.rate_limit_creates < 0:
+            raise ValueError("rate_limit_creates must be >= 0 (0 or None = no limit)")
+        if self.rate_limit_window <= 0:
+            raise ValueError("rate_limit_window must be > 0")
+        if not 100 <= self.failure_code <= 999:
+            raise ValueError("failure_code must be a 3-digit code")
+        if self.upload_max_bytes < 1 or self.upload_base64_max_bytes < 1 or self.upload_url_timeout <= 0:
+            raise ValueError("upload_max_bytes and upload_base64_max_bytes must be >= 1, upload_url_timeout > 0")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be > 0")
         if self.concurrency_limit < 0:

@@ -7,7 +7,8 @@ No authentication (bind the simulator to loopback). Errors are plain HTTP 400/40
 GET      /_sim/health                   ``{"ok": true, "tasks": n}``
 GET      /_sim/config                   the configuration (keys are not shown)
 POST     /_sim/config                   change fields, e.g. ``{"time_scale": 0.1, "error_style": "http"}``
-GET      /_sim/counters                 requests per endpoint and per task, tasks and credits per account...
+GET      /_sim/counters                 requests per endpoint and per task, tasks and credits per account,
+                                       429s of the rate limit, concurrency failures, uploads...
 POST     /_sim/reset                    forget tasks, accounts, counters, faults and the pause
 POST     /_sim/pause, /_sim/resume      hold tasks in ``generating``; release them (they finish at once)
 GET      /_sim/faults                   active fault rules

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import random
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_runway.simulator.config import SimulatorConfig
+from airflow_provider_runway.simulator.config import RANDOM_FAILURE_MESSAGE, SimulatorConfig
 
 #: Credits per second of Runway video by quality.
 RUNWAY_CREDITS_PER_SECOND: dict[str, int] = {"720p": 12, "1080p": 14}
@@ -27,7 +28,9 @@ EXTEND_SECONDS = 5
 ALEPH_SECONDS = 5
 
 CONCURRENCY_MESSAGE = "Reached the limit for concurrent generations"
-RANDOM_FAILURE = (500, "Internal error during generation, please try again")
+#: Default code and message of random failures (``failure_code`` / ``failure_message``).
+RANDOM_FAILURE = (400, RANDOM_FAILURE_MESSAGE)
+RATE_LIMIT_MESSAGE = "Too many requests: at most {limit} new requests per {window:g} seconds per account"
 
 RUNWAY = "runway"
 ALEPH = "aleph"
@@ -46,12 +49,18 @@ def credit_cost(kind: str, duration: int, quality: str) -> int:
 
 
 class SimError(Exception):
-    """A business error the API answers with ``code`` and ``msg``."""
+    """A business error the API answers with ``code`` and ``msg``.
 
-    def __init__(self, code: int, message: str) -> None:
+    ``http`` sends it with that HTTP status whatever the error style (KIE's 429); ``headers`` are
+    added to the response.
+    """
+
+    def __init__(self, code: int, message: str, *, http: bool = False, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.http = http
+        self.headers = headers or {}
 
 
 @dataclass
@@ -77,6 +86,7 @@ class Task:
     forced: bool = False
     cost: int = 0
     callback_done: bool = False
+    create_failed: bool = False  # refused by the concurrency limit after being accepted
 
     @property
     def video_id(self) -> str:
@@ -92,6 +102,9 @@ class Account:
     tasks_created: int = 0
     credits_spent: int = 0
     live: set[str] = field(default_factory=set)
+    recent_creates: deque[float] = field(default_factory=deque)
+    rate_limited: int = 0
+    concurrency_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,8 @@ class SimEngine:
         self.callbacks_sent = 0
         self.callbacks_failed = 0
         self.faults_fired: Counter[str] = Counter()
+        self.uploads: Counter[str] = Counter()
+        self.upload_bytes = 0
         self._created = 0
         self._callback_heap: list[tuple[float, str]] = []
 
@@ -148,6 +163,30 @@ class SimEngine:
         if found is None:
             found = self.accounts[label] = Account(label=label, credits=self.config.starting_credits)
         return found
+
+    def admit_create(self, account: Account) -> None:
+        """Count a create request against the key's rate limit; over it, raise an HTTP 429 :class:`SimError`.
+
+        A refused request does not take a slot (KIE does not queue it), so a client that waits
+        ``Retry-After`` seconds gets through.
+        """
+        limit, window = self.config.rate_limit_creates, self.config.rate_limit_window
+        if not limit:
+            return
+        now = self.clock()
+        recent = account.recent_creates
+        while recent and recent[0] <= now - window:
+            recent.popleft()
+        if len(recent) >= limit:
+            account.rate_limited += 1
+            retry_after = max(1, math.ceil(recent[0] + window - now))
+            raise SimError(
+                429,
+                RATE_LIMIT_MESSAGE.format(limit=limit, window=window),
+                http=True,
+                headers={"Retry-After": str(retry_after)},
+            )
+        recent.append(now)
 
     def running_count(self, account: Account) -> int:
         now = self.clock()
@@ -198,7 +237,8 @@ class SimEngine:
             generating = cfg.generating_seconds
         spread = rng.uniform(-cfg.generating_jitter, cfg.generating_jitter) if cfg.generating_jitter else 0.0
         t_done = t_gen + self.scaled(max(0.0, generating + spread))
-        failure = RANDOM_FAILURE if cfg.failure_rate and rng.random() < cfg.failure_rate else None
+        random_failure = (cfg.failure_code, cfg.failure_message)
+        failure = random_failure if cfg.failure_rate and rng.random() < cfg.failure_rate else None
         task = Task(
             task_id=task_id,
             family=family,
@@ -220,13 +260,15 @@ class SimEngine:
         )
         if over_limit:
             task.failure = (400, CONCURRENCY_MESSAGE)
-            task.forced = True
+            task.forced = task.create_failed = True
             task.t_queue = task.t_gen = task.t_done = now
         self.tasks[task_id] = task
         account.credits -= cost
         account.credits_spent += cost
-        account.tasks_created += 1
-        if not over_limit:
+        if over_limit:
+            account.concurrency_failures += 1
+        else:
+            account.tasks_created += 1
             account.live.add(task_id)
         if callback_url:
             heapq.heappush(self._callback_heap, (t_done, task_id))
@@ -366,9 +408,15 @@ class SimEngine:
             "tasks_total": len(self.tasks),
             "tasks_by_state": dict(states),
             "tasks_created": {a.label: a.tasks_created for a in self.accounts.values()},
+            "concurrency_failures": {a.label: a.concurrency_failures for a in self.accounts.values()},
+            "rate_limited": {a.label: a.rate_limited for a in self.accounts.values()},
+            "rate_limited_total": sum(a.rate_limited for a in self.accounts.values()),
             "credits_spent": {a.label: a.credits_spent for a in self.accounts.values()},
             "credits_left": {a.label: a.credits for a in self.accounts.values()},
             "faults_fired": dict(self.faults_fired),
+            "uploads": dict(self.uploads),
+            "uploads_total": sum(self.uploads.values()),
+            "upload_bytes": self.upload_bytes,
             "callbacks_sent": self.callbacks_sent,
             "callbacks_failed": self.callbacks_failed,
             "callbacks": list(self.callback_log[-200:]),

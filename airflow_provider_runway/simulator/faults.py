@@ -27,8 +27,12 @@ ENDPOINT_NAMES: dict[str, str] = {
     "/api/v1/aleph/record-info": "record-info",
     "/api/v1/chat/credit": "credit",
     "/api/v1/common/download-url": "download-url",
+    "/api/file-stream-upload": "file-stream-upload",
+    "/api/file-url-upload": "file-url-upload",
+    "/api/file-base64-upload": "file-base64-upload",
 }
 FILES_ENDPOINT = "files"
+TEMPFILE_ENDPOINT = "tempfile"
 ALL_ENDPOINTS = "*"
 
 
@@ -37,16 +41,18 @@ def endpoint_name(path: str) -> str | None:
     name = ENDPOINT_NAMES.get(path)
     if name is None and path.startswith("/files/"):
         return FILES_ENDPOINT
+    if name is None and path.startswith("/tempfile/"):
+        return TEMPFILE_ENDPOINT
     return name
 
 
 def normalise_endpoint(value: str) -> str:
     """Accept an endpoint name, its path, or ``*``."""
-    if value in (ALL_ENDPOINTS, FILES_ENDPOINT) or value in ENDPOINT_NAMES.values():
+    if value in (ALL_ENDPOINTS, FILES_ENDPOINT, TEMPFILE_ENDPOINT) or value in ENDPOINT_NAMES.values():
         return value
     if value in ENDPOINT_NAMES:
         return ENDPOINT_NAMES[value]
-    known = ", ".join([*ENDPOINT_NAMES.values(), FILES_ENDPOINT, ALL_ENDPOINTS])
+    known = ", ".join([*ENDPOINT_NAMES.values(), FILES_ENDPOINT, TEMPFILE_ENDPOINT, ALL_ENDPOINTS])
     raise ValueError(f"unknown endpoint {value!r}; one of: {known} (or an API path)")
 
 

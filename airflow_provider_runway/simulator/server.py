@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -14,9 +16,10 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import quote, unquote, urlparse
 
-from aiohttp import web
+import aiohttp
+from aiohttp import BodyPartReader, web
 from aiohttp.log import access_logger
 
 from airflow_provider_runway.core import wire
@@ -28,6 +31,23 @@ from airflow_provider_runway.simulator.control import add_control_routes
 from airflow_provider_runway.simulator.engine import ALEPH, RUNWAY, Account, SimEngine, SimError, Task
 from airflow_provider_runway.simulator.faults import FaultBook, FaultRule, endpoint_name
 from airflow_provider_runway.simulator.media import mp4_bytes, png_bytes
+from airflow_provider_runway.simulator.uploads import (
+    CHUNK_BYTES,
+    FILE_BASE64_UPLOAD_PATH,
+    FILE_STREAM_UPLOAD_PATH,
+    FILE_URL_UPLOAD_PATH,
+    TEMPFILE_PREFIX,
+    UPLOAD_PATHS,
+    UPLOAD_SUCCESS_MESSAGE,
+    Staged,
+    UploadedFile,
+    UploadRejected,
+    UploadStore,
+    check_file_name,
+    check_upload_path,
+    mime_type_of,
+    suffix_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +56,39 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FILE_NAME = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.(mp4|png)$")
 REASONS: dict[int, str] = {455: "Service Unavailable", 451: "Unavailable For Legal Reasons", 505: "Feature Disabled"}
 MAX_SHOWN_ID = 80
+
+#: Python field names of the core's validation errors and the wire names KIE's users see.
+WIRE_NAMES: dict[str, str] = {
+    "image_url": "imageUrl",
+    "video_url": "videoUrl",
+    "reference_image": "referenceImage",
+    "aspect_ratio": "aspectRatio",
+    "water_mark": "waterMark",
+    "callback_url": "callBackUrl",
+    "source_task_id": "taskId",
+    "task_id": "taskId",
+    "upload_cn": "uploadCn",
+}
+_PYTHON_NAME = re.compile(r"\b(" + "|".join(WIRE_NAMES) + r")\b")
+EXTEND_1080P_MESSAGE = "Video generated after 1080P cannot be extended"
+#: How a discontinued Aleph is refused, by ``aleph_mode`` (404 is the unknown-path answer).
+ALEPH_OFF_MESSAGES: dict[str, str] = {
+    "422": "The model runway-aleph is not available: Runway Aleph is discontinued and no longer available on Kie AI",
+    "505": "Runway Aleph is discontinued and no longer available on Kie AI",
+}
+MAX_FIELD_BYTES = 4096
+
+
+def check_upload_path_or_400(value: object) -> str:
+    try:
+        return check_upload_path(value)
+    except UploadRejected as exc:
+        raise SimError(400, str(exc)) from None
+
+
+def wire_message(message: str) -> str:
+    """``message`` with the core's Python field names replaced by the wire names."""
+    return _PYTHON_NAME.sub(lambda m: WIRE_NAMES[m.group(1)], message)
 
 
 def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -63,7 +116,12 @@ class RunwaySimulator:
     injected faults) always use the HTTP status. Malformed JSON, a non-object body or a
     Content-Type other than ``application/json`` are 400; validation errors 422; extending an
     unknown task 404, an unfinished, failed or expired one 422; input URLs on a host under
-    ``.invalid`` cannot be fetched (451). Credits are charged at create and not refunded.
+    ``.invalid`` cannot be fetched (451), nor an upload of this simulator that is unknown or
+    expired. Credits are charged at create and not refunded. The create rate limit always answers
+    HTTP 429 with ``Retry-After`` (KIE documents the status). Extending a 1080p video is code 400
+    with KIE's message. The File Upload API (KIE serves it on its own host; here on the same port)
+    answers errors with ``"success": false`` in the error style; uploads are streamed to disk and
+    served under ``/tempfile/<account>/<filePath>`` without a key, as KIE's temporary files are.
 
     :param config: behaviour of the simulator; defaults to :class:`SimulatorConfig` ().
     :param clock: source of real epoch time (tests may pass a fake one).
@@ -73,6 +131,8 @@ class RunwaySimulator:
         self.engine = SimEngine(config or SimulatorConfig(), clock)
         self.faults = FaultBook(self.engine.config.seed)
         self.callbacks = CallbackDispatcher(self.engine)
+        self.uploads = UploadStore(self.engine.config.upload_dir, self.engine.clock)
+        self._fetcher: aiohttp.ClientSession | None = None
         self._secret = os.urandom(16)
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
@@ -99,14 +159,21 @@ class RunwaySimulator:
         router.add_get(wire.CREDIT_PATH, self.credit)
         router.add_post(wire.DOWNLOAD_URL_PATH, self.download_url)
         router.add_get("/files/{name}", self.files)
+        router.add_post(FILE_STREAM_UPLOAD_PATH, self.file_stream_upload)
+        router.add_post(FILE_URL_UPLOAD_PATH, self.file_url_upload)
+        router.add_post(FILE_BASE64_UPLOAD_PATH, self.file_base64_upload)
+        router.add_get(TEMPFILE_PREFIX + "{label}/{path:.+}", self.tempfile)
         add_control_routes(router, self)
         app.cleanup_ctx.append(self._background)
         return app
 
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         await self.callbacks.start()
+        self._fetcher = aiohttp.ClientSession()
         yield
+        await self._fetcher.close()
         await self.callbacks.stop()
+        self.uploads.close()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = False) -> str:
         """Serve on ``host:port`` (0 picks a free port) in the running loop; returns the base URL."""
@@ -132,6 +199,7 @@ class RunwaySimulator:
         """Forget tasks, accounts, counters, faults and the pause; keep the configuration."""
         self.engine.reset()
         self.faults.clear()
+        self.uploads.clear()
 
     # -- responses --------------------------------------------------------------------------
 
@@ -139,10 +207,15 @@ class RunwaySimulator:
     def ok(data: Any) -> web.Response:
         return _json(200, {"code": 200, "msg": "success", "data": data})
 
-    def error(self, code: int, message: str) -> web.Response:
-        """A business error in the configured style (HTTP 200 + body code, or that HTTP status)."""
-        status = code if self.config.error_style == "http" else 200
-        return _json(status, {"code": code, "msg": message, "data": None})
+    def error(self, code: int, message: str, *, http: bool = False, upload: bool = False) -> web.Response:
+        """A business error in the configured style (HTTP 200 + body code, or that HTTP status).
+
+        ``http`` forces the HTTP status; ``upload`` adds the upload API's ``"success": false``.
+        """
+        status = code if http or self.config.error_style == "http" else 200
+        body: dict[str, Any] = {"success": False} if upload else {}
+        body.update({"code": code, "msg": message, "data": None})
+        return _json(status, body)
 
     @staticmethod
     def http_error(status: int, message: str) -> web.Response:
@@ -164,7 +237,9 @@ class RunwaySimulator:
             self.engine.faults_fired[rule.kind] += 1
             return await self._apply_fault(rule, request, handler)
         except SimError as exc:
-            return self.error(exc.code, exc.message)
+            response = self.error(exc.code, exc.message, http=exc.http, upload=request.path in UPLOAD_PATHS)
+            response.headers.update(exc.headers)
+            return response
         except web.HTTPException as exc:
             if exc.status == 413:
                 return self.http_error(413, f"Request body too large (at most {self.config.max_body_bytes} bytes)")
@@ -230,17 +305,25 @@ class RunwaySimulator:
         try:
             return build()
         except RunwayParameterError as exc:
-            raise SimError(422, exc.message) from None
+            field = WIRE_NAMES.get(exc.field, exc.field)
+            raise SimError(
+                422, f"Invalid {field}={truncate(repr(exc.value), 80)}: {wire_message(exc.allowed)}"
+            ) from None
         except (TypeError, ValueError) as exc:
-            raise SimError(422, f"Invalid request body: {truncate(str(exc), 120)}") from None
+            raise SimError(422, f"Invalid request body: {wire_message(truncate(str(exc), 120))}") from None
 
-    @staticmethod
-    def _fetch_inputs(**urls: str | None) -> None:
-        """Pretend to download the inputs: hosts under ``.invalid`` (RFC 2606) cannot be fetched (451)."""
+    def _fetch_inputs(self, request: web.Request, **urls: str | None) -> None:
+        """Pretend to download the inputs: hosts under ``.invalid`` (RFC 2606) cannot be fetched (451),
+        nor uploads of this simulator that are unknown or expired."""
         for name, url in urls.items():
-            host = urlparse(url).hostname if url else None
+            parsed = urlparse(url) if url else None
+            host = parsed.hostname if parsed else None
             if host and (host == "invalid" or host.endswith(".invalid")):
                 raise SimError(451, f"Failed to fetch the input {name}: {truncate(str(url), 120)}")
+            if parsed is None or parsed.netloc != request.host or not parsed.path.startswith(TEMPFILE_PREFIX):
+                continue
+            if self._uploaded(parsed.path) is None:
+                raise SimError(451, f"Failed to fetch the input {name}: the uploaded file is gone or unknown")
 
     def _query_task(self, request: web.Request, account: Account, family: str) -> Task:
         task_id = request.query.get("taskId", "").strip()
@@ -254,11 +337,17 @@ class RunwaySimulator:
 
     # -- KIE endpoints ----------------------------------------------------------------------
 
-    async def runway_generate(self, request: web.Request) -> web.Response:
+    def _create_account(self, request: web.Request) -> Account:
+        """The account of a create request, admitted by the per-key rate limit."""
         account = self._account(request)
+        self.engine.admit_create(account)
+        return account
+
+    async def runway_generate(self, request: web.Request) -> web.Response:
+        account = self._create_account(request)
         payload = await self._payload(request)
         req: GenerateRequest = self._validated(lambda: GenerateRequest.from_payload(payload, self.limits))
-        self._fetch_inputs(image=req.image_url)
+        self._fetch_inputs(request, imageUrl=req.image_url)
         task = self.engine.create(
             account,
             kind="generate",
@@ -272,7 +361,7 @@ class RunwaySimulator:
         return self.ok({"taskId": task.task_id})
 
     async def runway_extend(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+        account = self._create_account(request)
         payload = await self._payload(request)
         req: ExtendRequest = self._validated(lambda: ExtendRequest.from_payload(payload, self.limits))
         source = self.engine.find(req.source_task_id, account, RUNWAY)
@@ -282,6 +371,8 @@ class RunwaySimulator:
         if snap.state != "success" or snap.expired:
             shown = "expired" if snap.expired else snap.state
             raise SimError(422, f"Only a successfully finished video can be extended (taskId is {shown})")
+        if source.quality == "1080p":
+            raise SimError(400, EXTEND_1080P_MESSAGE)
         task = self.engine.create(
             account,
             kind="extend",
@@ -295,11 +386,24 @@ class RunwaySimulator:
         )
         return self.ok({"taskId": task.task_id})
 
+    def _check_aleph_served(self, request: web.Request) -> web.Response | None:
+        """The answer of a discontinued Aleph (``aleph_mode``), or ``None`` while it is served."""
+        mode = self.config.aleph_mode
+        if mode == "on":
+            return None
+        if mode == "404":
+            return self.http_error(404, f"Not Found: {request.method} {request.path}")
+        self._account(request)
+        return self.error(int(mode), ALEPH_OFF_MESSAGES[mode])
+
     async def aleph_generate(self, request: web.Request) -> web.Response:
-        account = self._account(request)
+        refused = self._check_aleph_served(request)
+        if refused is not None:
+            return refused
+        account = self._create_account(request)
         payload = await self._payload(request)
         req: AlephRequest = self._validated(lambda: AlephRequest.from_payload(payload, self.limits))
-        self._fetch_inputs(video=req.video_url, reference_image=req.reference_image)
+        self._fetch_inputs(request, videoUrl=req.video_url, referenceImage=req.reference_image)
         task = self.engine.create(
             account,
             kind=ALEPH,
@@ -317,6 +421,9 @@ class RunwaySimulator:
         return self.ok(self.runway_record(self._query_task(request, account, RUNWAY)))
 
     async def aleph_record_info(self, request: web.Request) -> web.Response:
+        refused = self._check_aleph_served(request)
+        if refused is not None:
+            return refused
         account = self._account(request)
         return self.ok(self.aleph_record(self._query_task(request, account, ALEPH)))
 
@@ -343,6 +450,172 @@ class RunwaySimulator:
         expires = int(self.engine.clock() + self.engine.scaled(self.config.download_link_ttl)) + 1
         return self.ok(f"{self._origin(request)}{path}?token={self._token(path, expires)}&expires={expires}")
 
+    # -- File Upload API --------------------------------------------------------------------
+
+    def _upload_reply(self, request: web.Request, entry: UploadedFile) -> web.Response:
+        self.engine.uploads[endpoint_name(request.path) or "upload"] += 1
+        self.engine.upload_bytes += entry.size
+        uploaded = datetime.fromtimestamp(entry.uploaded_at, tz=timezone.utc)
+        data = {
+            "fileName": entry.file_path.rsplit("/", 1)[1],
+            "filePath": entry.file_path,
+            "downloadUrl": f"{self._origin(request)}{TEMPFILE_PREFIX}{entry.label}/{quote(entry.file_path)}",
+            "fileSize": entry.size,
+            "mimeType": entry.mime_type,
+            "uploadedAt": uploaded.strftime("%Y-%m-%dT%H:%M:%S.") + f"{uploaded.microsecond // 1000:03d}Z",
+        }
+        return _json(200, {"success": True, "code": 200, "msg": UPLOAD_SUCCESS_MESSAGE, "data": data})
+
+    def _store(
+        self,
+        account: Account,
+        upload_path: object,
+        file_name: object,
+        staged: Staged,
+        suffix: str,
+        declared: str | None,
+    ) -> UploadedFile:
+        """Check the fields and the size, then move ``staged`` into place."""
+        try:
+            path = check_upload_path(upload_path)
+            name = check_file_name(file_name, suffix)
+            staged.check()
+        except UploadRejected as exc:
+            raise SimError(400, str(exc)) from None
+        return self.uploads.commit(account.label, path, name, staged, mime_type_of(name, declared))
+
+    async def file_stream_upload(self, request: web.Request) -> web.Response:
+        """``multipart/form-data`` with ``file``, ``uploadPath`` and ``fileName``; streamed to disk."""
+        account = self._account(request)
+        if request.content_type != "multipart/form-data":
+            raise SimError(400, "Content-Type must be multipart/form-data with a file field")
+        fields: dict[str, str] = {}
+        staged: Staged | None = None
+        original: str | None = None
+        declared: str | None = None
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise SimError(400, "Nested multipart bodies are not supported")
+                if part.name == "file" and staged is None:
+                    staged = self.uploads.stage(self.config.upload_max_bytes, "file")
+                    original, declared = part.filename, part.headers.get("Content-Type")
+                    while chunk := await part.read_chunk(CHUNK_BYTES):
+                        staged.write(chunk)
+                elif part.name in ("uploadPath", "fileName"):
+                    raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
+                    await part.release()
+                    fields[part.name] = raw[:MAX_FIELD_BYTES].decode("utf-8", "replace")
+                else:
+                    await part.release()
+            if staged is None:
+                raise SimError(400, "file is required: the multipart field 'file' is missing")
+            entry = self._store(
+                account, fields.get("uploadPath"), fields.get("fileName"), staged, suffix_of(original), declared
+            )
+        except ValueError as exc:  # a malformed multipart body
+            raise SimError(400, f"Malformed multipart body: {truncate(str(exc), 120)}") from None
+        finally:
+            if staged is not None:
+                staged.discard()
+        return self._upload_reply(request, entry)
+
+    async def _bounded_json(self, request: web.Request, limit: int) -> dict[str, Any]:
+        """The JSON object body, read up to ``limit`` bytes (larger: 400 naming the limit)."""
+        if request.content_type != "application/json":
+            raise SimError(400, f"Content-Type must be application/json, got {truncate(request.content_type, 60)!r}")
+        raw = bytearray()
+        while chunk := await request.content.read(CHUNK_BYTES):
+            raw += chunk
+            if len(raw) > limit:
+                raise SimError(400, f"Request body too large: the limit is {limit} bytes")
+        try:
+            payload = json.loads(bytes(raw))
+        except (ValueError, UnicodeDecodeError):
+            raise SimError(400, "Malformed JSON in the request body") from None
+        if not isinstance(payload, dict):
+            raise SimError(400, "The request body must be a JSON object")
+        return payload
+
+    async def file_base64_upload(self, request: web.Request) -> web.Response:
+        """JSON ``base64Data`` (plain or a ``data:`` URL), ``uploadPath``, ``fileName``."""
+        account = self._account(request)
+        limit = self.config.upload_base64_max_bytes
+        payload = await self._bounded_json(request, limit * 4 // 3 + 64 * 1024)
+        data = payload.get("base64Data")
+        if not isinstance(data, str) or not data.strip():
+            raise SimError(400, "base64Data is required: base64 text or a data URL")
+        declared = None
+        if data.startswith("data:"):
+            header, _, data = data.partition(",")
+            declared = header[5:].split(";", 1)[0] or None
+        try:
+            content = base64.b64decode(data.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise SimError(400, "base64Data is not valid base64") from None
+        staged = self.uploads.stage(limit, "base64Data")
+        try:
+            staged.write(content)
+            entry = self._store(
+                account, payload.get("uploadPath"), payload.get("fileName"), staged, suffix_of(None, declared), declared
+            )
+        finally:
+            staged.discard()
+        return self._upload_reply(request, entry)
+
+    async def file_url_upload(self, request: web.Request) -> web.Response:
+        """JSON ``fileUrl``, ``uploadPath``, ``fileName``: the file is fetched from ``fileUrl``."""
+        account = self._account(request)
+        payload = await self._payload(request)
+        url = payload.get("fileUrl")
+        parsed = urlparse(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise SimError(400, f"fileUrl is required: an absolute http(s) URL, got {truncate(repr(url), 120)}")
+        check_upload_path_or_400(payload.get("uploadPath"))
+        host = parsed.hostname
+        if host == "invalid" or host.endswith(".invalid"):
+            raise SimError(400, f"Failed to download the file from fileUrl: {truncate(str(url), 120)}")
+        assert self._fetcher is not None
+        staged = self.uploads.stage(self.config.upload_max_bytes, "fileUrl")
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.config.upload_url_timeout)
+            try:
+                async with self._fetcher.get(str(url), timeout=timeout) as response:
+                    if response.status != 200:
+                        raise SimError(400, f"Failed to download the file from fileUrl: HTTP {response.status}")
+                    declared = response.headers.get("Content-Type")
+                    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                        staged.write(chunk)
+                        if staged.too_large:
+                            break
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                raise SimError(400, f"Failed to download the file from fileUrl: {type(exc).__name__}") from None
+            entry = self._store(
+                account,
+                payload.get("uploadPath"),
+                payload.get("fileName"),
+                staged,
+                suffix_of(parsed.path, declared),
+                declared,
+            )
+        finally:
+            staged.discard()
+        return self._upload_reply(request, entry)
+
+    def _uploaded(self, path: str) -> UploadedFile | None:
+        """The live upload served at ``path`` (``/tempfile/<account>/<filePath>``), if any."""
+        label, _, file_path = unquote(path.removeprefix(TEMPFILE_PREFIX)).partition("/")
+        ttl = self.engine.scaled(self.config.upload_retention_seconds)
+        return self.uploads.find(label, file_path, ttl) if file_path else None
+
+    async def tempfile(self, request: web.Request) -> web.StreamResponse:
+        """The bytes of an upload, until it expires (then 404, as after KIE deletes it)."""
+        entry = self._uploaded(request.path)
+        if entry is None:
+            return self.http_error(404, "File not found (uploaded files are deleted after 3 days)")
+        return web.FileResponse(entry.disk_path, chunk_size=CHUNK_BYTES, headers={"Content-Type": entry.mime_type})
+
     # -- records ----------------------------------------------------------------------------
 
     @staticmethod
@@ -367,7 +640,8 @@ class RunwaySimulator:
             "parentTaskId": task.parent_task_id,
             "generateParam": task.params,
             "state": snap.state,
-            "generateTime": _utc(task.created, "%Y-%m-%d %H:%M:%S"),
+            # KIE documents generateTime as the completion time; empty until then
+            "generateTime": _utc(task.t_done, "%Y-%m-%d %H:%M:%S") if snap.state in ("success", "fail") else "",
             "videoInfo": video_info,
             "failCode": failure[0] if failure else None,
             "failMsg": failure[1] if failure else "",
@@ -388,11 +662,16 @@ class RunwaySimulator:
             video_url, image_url = self._urls(task)
             response = {"taskId": task.task_id, "resultVideoUrl": video_url, "resultImageUrl": image_url}
         failure = task.failure if snap.state == "fail" else None
+        flag: int | str = 1 if snap.state == "success" else 0
+        if failure and self.config.aleph_failure_flags:
+            flag = 2 if task.create_failed else 3
+            if self.config.record_style == "variant":
+                flag = str(flag)
         return {
             "taskId": task.task_id,
             "paramJson": json.dumps(task.params),
             "response": response,
-            "successFlag": 1 if snap.state == "success" else 0,
+            "successFlag": flag,
             "errorCode": failure[0] if failure else (None if self.config.record_style == "variant" else 0),
             "errorMessage": failure[1] if failure else "",
             "createTime": _utc(task.created, "%Y-%m-%dT%H:%M:%SZ"),

@@ -44,7 +44,7 @@ class TestLifecycle:
     def test_generate_extend_download_credits(self, sim, hook):
         assert hook.test_connection()[0]
         credits_before = hook.get_credits()
-        task_id = hook.create_generate_task(GenerateRequest(prompt=PROMPT, duration=5, quality="1080p"))
+        task_id = hook.create_generate_task(GenerateRequest(prompt=PROMPT, duration=5, quality="720p"))
         task = wait_terminal(hook, task_id)
         assert task.status is TaskStatus.SUCCEEDED and task.video_url and task.video_url.startswith("http")
         assert hook.get_download_url(task.video_url).startswith("http")

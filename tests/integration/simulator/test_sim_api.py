@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime, timezone
 
 import pytest
 import requests
@@ -39,11 +40,14 @@ def test_generate_poll_until_success_then_fetch_files(runway_sim: SimulatorThrea
     first = api.record(task_id)
     assert first["state"] in ("wait", "queueing")
     assert first["videoInfo"] is None and first["failCode"] is None and first["failMsg"] == ""
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", first["generateTime"])
+    assert first["generateTime"] == ""  # KIE documents it as the completion time
     assert first["generateParam"]["prompt"] == "a red fox in the snow"
     record = api.wait_runway(task_id)
     assert record["state"] == "success"
     assert record["expireFlag"] == 0 and record["parentTaskId"] == ""
+    completed = datetime.fromtimestamp(runway_sim.task_info(task_id)["completes_at"], tz=timezone.utc)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", record["generateTime"])
+    assert record["generateTime"] == completed.strftime("%Y-%m-%d %H:%M:%S")
     info = record["videoInfo"]
     assert info["taskId"] == task_id and info["videoId"]
     assert info["videoUrl"] == f"{runway_sim.url}/files/{task_id}.mp4"
@@ -104,7 +108,8 @@ def test_extend_refuses_unknown_and_unfinished_sources(runway_sim, api: Api):
     runway_sim.fail_task(failed)
     assert expect_error(api.post(wire.RUNWAY_EXTEND_PATH, {"taskId": failed, "prompt": "x"}), 422, style)
     missing = api.post(wire.RUNWAY_EXTEND_PATH, {"prompt": "more"})
-    assert "source_task_id" in expect_error(missing, 422, style)["msg"]
+    assert "Invalid taskId=" in expect_error(missing, 422, style)["msg"]
+    assert "source_task_id" not in missing.json()["msg"]
 
 
 @STYLES
@@ -192,7 +197,7 @@ def test_missing_or_unknown_key_is_401(runway_sim_factory, runway_sim):
 @STYLES
 def test_concurrency_limit(runway_sim, api: Api):
     style = runway_sim.config()["error_style"]
-    runway_sim.configure(concurrency_limit=2)
+    runway_sim.configure(concurrency_limit=2, concurrency_mode="refuse")
     first = api.generate()
     api.generate()
     refused = api.post(wire.RUNWAY_GENERATE_PATH, {"prompt": "x", "aspectRatio": "16:9"})
@@ -205,7 +210,7 @@ def test_concurrency_limit(runway_sim, api: Api):
 
 
 def test_concurrency_limit_as_429(runway_sim, api: Api):
-    runway_sim.configure(concurrency_limit=1, concurrency_error_code=429, error_style="http")
+    runway_sim.configure(concurrency_limit=1, concurrency_error_code=429, error_style="http", concurrency_mode="refuse")
     api.generate()
     refused = api.post(wire.RUNWAY_GENERATE_PATH, {"prompt": "x", "aspectRatio": "16:9"})
     assert refused.status_code == 429 and refused.json()["code"] == 429
@@ -296,7 +301,16 @@ def test_bad_input_gets_json_errors(runway_sim, api: Api):
     odd_types = api.post(wire.RUNWAY_GENERATE_PATH, {"prompt": "x", "aspectRatio": {"a": 1}, "duration": [5]})
     assert expect_error(odd_types, 422, style)
     no_video = api.post(wire.ALEPH_GENERATE_PATH, {"prompt": "x"})
-    assert "video_url" in expect_error(no_video, 422, style)["msg"]
+    assert "Invalid videoUrl=" in expect_error(no_video, 422, style)["msg"]
+    bad_ratio = api.post(wire.RUNWAY_GENERATE_PATH, {"prompt": "x", "aspectRatio": "2:1"})
+    message = expect_error(bad_ratio, 422, style)["msg"]
+    assert "Invalid aspectRatio='2:1'" in message and "aspect_ratio" not in message
+    bad_image = api.post(wire.RUNWAY_GENERATE_PATH, {"prompt": "x", "imageUrl": "ftp://host/a.png"})
+    assert "Invalid imageUrl=" in expect_error(bad_image, 422, style)["msg"]
+    bad_reference = api.post(
+        wire.ALEPH_GENERATE_PATH, {"prompt": "x", "videoUrl": "https://h/v.mp4", "referenceImage": "x"}
+    )
+    assert "Invalid referenceImage=" in expect_error(bad_reference, 422, style)["msg"]
     no_id = api.get(wire.RUNWAY_RECORD_DETAIL_PATH)
     assert "taskId" in expect_error(no_id, 422, style)["msg"]
     unknown = api.get(wire.RUNWAY_RECORD_DETAIL_PATH, params={"taskId": "x" * 5000})

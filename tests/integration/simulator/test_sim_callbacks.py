@@ -40,7 +40,11 @@ def test_runway_failure_callback(runway_sim, api: Api, receiver: Receiver):
     task_id = api.generate(callBackUrl=receiver.url + "/hook")
     runway_sim.fail_task(task_id, code=400, message="Inappropriate content detected")
     [call] = receiver.wait(1)
-    assert call["body"] == {"code": 400, "msg": "Inappropriate content detected", "data": {"task_id": task_id}}
+    assert call["body"] == {
+        "code": 400,
+        "msg": "Inappropriate content detected",
+        "data": {"task_id": task_id, "video_id": "", "video_url": "", "image_url": ""},
+    }
     assert parse_callback(call["body"]).status is TaskStatus.FAILED
 
 
@@ -119,7 +123,7 @@ def test_callback_after_pause_is_sent_on_resume(runway_sim, api: Api, receiver: 
 
 
 def test_concurrency_failure_reported_by_callback(runway_sim, api: Api, receiver: Receiver):
-    runway_sim.configure(concurrency_limit=1, concurrency_mode="fail_task")
+    runway_sim.configure(concurrency_limit=1)  # "fail_task" is the default
     api.generate()
     over = api.generate(callBackUrl=receiver.url + "/hook")
     assert api.record(over)["failMsg"] == "Reached the limit for concurrent generations"
@@ -127,5 +131,5 @@ def test_concurrency_failure_reported_by_callback(runway_sim, api: Api, receiver
     assert call["body"] == {
         "code": 400,
         "msg": "Reached the limit for concurrent generations",
-        "data": {"task_id": over},
+        "data": {"task_id": over, "video_id": "", "video_url": "", "image_url": ""},
     }

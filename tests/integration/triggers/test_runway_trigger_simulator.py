@@ -143,7 +143,7 @@ def test_two_triggers_on_one_task(sim):
 
 
 def test_many_concurrent_waits(runway_sim_factory, monkeypatch):
-    sim = runway_sim_factory(generating_seconds=0.5)
+    sim = runway_sim_factory(generating_seconds=0.5, rate_limit_creates=0)
     use_simulator(monkeypatch, sim.url)
     task_ids = [create() for _ in range(50)]
 

@@ -20,6 +20,12 @@ from airflow_provider_runway.simulator.faults import FaultBook, FaultRule, endpo
         {"concurrency_limit": -1},
         {"failure_rate": 1.5},
         {"video_size_bytes": -5},
+        {"aleph_mode": "off"},
+        {"rate_limit_creates": -1},
+        {"rate_limit_window": 0},
+        {"failure_code": 42},
+        {"upload_max_bytes": 0},
+        {"upload_retention_seconds": -1},
     ],
 )
 def test_bad_config_is_refused(fields):
@@ -125,3 +131,51 @@ def test_restarted_cli_simulators_do_not_reuse_task_ids():
     seeds = {config_from_args(build_parser().parse_args([])).seed for _ in range(5)}
     assert len(seeds) > 1
     assert config_from_args(build_parser().parse_args(["--seed", "7"])).seed == 7
+
+
+def test_cli_flags_of_todays_kie_options():
+    args = build_parser().parse_args(
+        [
+            "--rate-limit-creates",
+            "0",
+            "--rate-limit-window",
+            "5",
+            "--concurrency-mode",
+            "refuse",
+            "--failure-code",
+            "500",
+            "--aleph-failure-flags",
+            "--aleph-mode",
+            "505",
+            "--upload-retention-seconds",
+            "60",
+            "--upload-max-bytes",
+            "1000",
+            "--upload-dir",
+            "/tmp/sim-uploads",
+        ]
+    )
+    cfg = config_from_args(args)
+    assert (cfg.rate_limit_creates, cfg.rate_limit_window, cfg.concurrency_mode) == (0, 5.0, "refuse")
+    assert (cfg.failure_code, cfg.aleph_failure_flags, cfg.aleph_mode) == (500, True, "505")
+    assert (cfg.upload_retention_seconds, cfg.upload_max_bytes, cfg.upload_dir) == (60.0, 1000, "/tmp/sim-uploads")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--aleph-mode", "off"])
+
+
+def test_todays_kie_defaults():
+    cfg = SimulatorConfig()
+    assert (cfg.rate_limit_creates, cfg.rate_limit_window) == (20, 10.0)
+    assert cfg.concurrency_mode == "fail_task" and cfg.failure_code == 400
+    assert cfg.aleph_mode == "on" and cfg.aleph_failure_flags is False
+    assert cfg.upload_retention_seconds == 3 * 86400
+    with pytest.raises(ValueError, match="startup"):
+        cfg.updated({"upload_dir": "/tmp/x"})
+
+
+def test_upload_endpoints_have_names_for_counters_and_faults():
+    assert endpoint_name("/api/file-stream-upload") == "file-stream-upload"
+    assert endpoint_name("/api/file-url-upload") == "file-url-upload"
+    assert endpoint_name("/api/file-base64-upload") == "file-base64-upload"
+    assert endpoint_name("/tempfile/key-1/a/b.png") == "tempfile"
+    assert FaultRule(endpoint="/api/file-base64-upload", kind="http500", count=1).endpoint == "file-base64-upload"

@@ -107,7 +107,7 @@ def test_cost_table():
 
 
 def test_concurrency_limit_counts_unfinished_tasks_per_key():
-    engine, clock = make(concurrency_limit=2)
+    engine, clock = make(concurrency_limit=2, concurrency_mode="refuse")
     first = create(engine)
     create(engine)
     with pytest.raises(SimError) as err:
@@ -119,7 +119,7 @@ def test_concurrency_limit_counts_unfinished_tasks_per_key():
 
 
 def test_concurrency_limit_can_be_reported_as_429():
-    engine, _ = make(concurrency_limit=1, concurrency_error_code=429)
+    engine, _ = make(concurrency_limit=1, concurrency_error_code=429, concurrency_mode="refuse")
     create(engine)
     with pytest.raises(SimError) as err:
         create(engine)
@@ -230,6 +230,8 @@ def test_limit_switched_on_at_runtime_counts_tasks_created_before():
     engine, _ = make()
     create(engine)
     engine.config = engine.config.updated({"concurrency_limit": 1})
+    assert engine.snapshot(create(engine)).state == "fail"  # default: accepted, then failed
+    engine.config = engine.config.updated({"concurrency_mode": "refuse"})
     with pytest.raises(SimError):
         create(engine)
 
@@ -241,3 +243,51 @@ def test_concurrency_limit_in_fail_task_mode_accepts_then_fails_for_free():
     assert engine.snapshot(over).state == "fail"
     assert over.failure == (400, CONCURRENCY_MESSAGE) and over.cost == 0
     assert engine.account("k").credits_spent == 60
+
+
+def test_rate_limit_refuses_with_retry_after_and_takes_no_slot():
+    engine, clock = make(rate_limit_creates=2, rate_limit_window=10)
+    account = engine.account("k")
+    engine.admit_create(account)
+    clock.now += 4
+    engine.admit_create(account)
+    with pytest.raises(SimError) as err:
+        engine.admit_create(account)
+    assert err.value.code == 429 and err.value.http is True
+    assert err.value.headers == {"Retry-After": "6"}  # until the first create leaves the window
+    clock.now += 5.5
+    with pytest.raises(SimError) as err:
+        engine.admit_create(account)
+    assert err.value.headers == {"Retry-After": "1"}
+    engine.admit_create(engine.account("other"))  # per key
+    clock.now += 0.5
+    engine.admit_create(account)  # the first one left the window
+    assert account.rate_limited == 2
+    assert engine.counters()["rate_limited"] == {account_label("k"): 2, account_label("other"): 0}
+
+
+@pytest.mark.parametrize("limit", [0, None])
+def test_rate_limit_off(limit):
+    engine, _ = make(rate_limit_creates=limit)
+    account = engine.account("k")
+    for _ in range(100):
+        engine.admit_create(account)
+    assert account.rate_limited == 0
+
+
+def test_random_failures_use_the_configured_fail_code():
+    engine, _ = make(failure_rate=1.0)
+    assert create(engine).failure == (400, "Internal error during generation, please try again")
+    engine.config = engine.config.updated({"failure_code": 501, "failure_message": "boom"})
+    assert create(engine).failure == (501, "boom")
+
+
+def test_concurrency_overflow_counts_apart_from_creations():
+    engine, _ = make(concurrency_limit=1)
+    create(engine)
+    over = create(engine)
+    assert over.create_failed and over.cost == 0
+    counters = engine.counters()
+    assert counters["tasks_created"] == {account_label("k"): 1}
+    assert counters["concurrency_failures"] == {account_label("k"): 1}
+    assert counters["tasks_total"] == 2
