@@ -806,7 +806,7 @@ def huge_error_bodies(h: Harness, result: ScenarioResult) -> None:
 @scenario("download caps")
 def download_caps(h: Harness, result: ScenarioResult) -> None:
     """Files over ``max_bytes`` are refused (by Content-Length, or while streaming) and leave nothing."""
-    from airflow_provider_runway.storage import persist_task_result
+    from airflow_provider_runway.transfer.downloads import persist_task_result
 
     video_size, cap = 512 * 1024, 128 * 1024
     h.sim.configure(video_size_bytes=video_size)

@@ -49,13 +49,13 @@ def build_secrets_dag(inbox: CallbackInbox, download_dir: Path, failures: list[s
     """Every operator, sync and deferrable, success and failure paths, and webhook verification."""
     from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
-    from airflow_provider_runway.callbacks import verify_runway_callback
     from airflow_provider_runway.operators.runway import (
         RunwayAlephOperator,
         RunwayExtendOperator,
         RunwayGenerateOperator,
     )
     from airflow_provider_runway.sensors.runway import RunwayTaskSensor
+    from airflow_provider_runway.transfer.callbacks import verify_runway_callback
 
     def record_failure(context: Any) -> None:
         failures.append(f"{context['ti'].task_id}: {type(context['exception']).__name__}: {context['exception']}")
