@@ -17,6 +17,8 @@ BAD_SOURCE = "0d9a3c4e-1b2f-4c5d-8e6f-7a8b9c0d1e2f"
 #: Longest message accepted for a parameter error: the bad value is quoted, but shortened.
 MAX_PARAMETER_MESSAGE = 400
 BAD_INPUT_ROW = "bad input: invalid operator configurations"
+#: The template of the templated cases: each renders its ``params.v``.
+T = "{{ params.v }}"
 
 # (id, operator, keyword arguments, parameter the message must name)
 BAD_STATIC_CASES: list[tuple[str, str, dict[str, Any], str]] = [
@@ -69,9 +71,9 @@ BAD_STATIC_CASES: list[tuple[str, str, dict[str, Any], str]] = [
 
 # (id, operator, keyword arguments with templates, params they render from, parameter to name, connection extra)
 BAD_TEMPLATED_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str, dict[str, Any]]] = [
-    ("tpl-prompt-empty", Gen, {"prompt": "{{ params.v }}"}, {"v": ""}, "prompt", {}),
-    ("tpl-prompt-blank", Gen, {"prompt": "{{ params.v }}"}, {"v": "    "}, "prompt", {}),
-    ("tpl-prompt-1801", Gen, {"prompt": "{{ params.v }}"}, {"v": "p" * 1801}, "prompt", {}),
+    ("tpl-prompt-empty", Gen, {"prompt": T}, {"v": ""}, "prompt", {}),
+    ("tpl-prompt-blank", Gen, {"prompt": T}, {"v": "    "}, "prompt", {}),
+    ("tpl-prompt-1801", Gen, {"prompt": T}, {"v": "p" * 1801}, "prompt", {}),
     ("lit-prompt-over-conn-limit", Gen, {"prompt": "q" * 150}, {}, "prompt", {"max_prompt_length": 100}),
     (
         "lit-duration-not-allowed",
@@ -81,59 +83,24 @@ BAD_TEMPLATED_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str, d
         "duration",
         {"allowed_durations": "5,10"},
     ),
-    ("tpl-duration-7", Gen, {"prompt": "a cat", "duration": "{{ params.v }}"}, {"v": 7}, "duration", {}),
-    ("tpl-quality-2160p", Gen, {"prompt": "a cat", "quality": "{{ params.v }}"}, {"v": "2160p"}, "quality", {}),
-    (
-        "tpl-1080p-with-10s",
-        Gen,
-        {"prompt": "a cat", "quality": "1080p", "duration": "{{ params.v }}"},
-        {"v": 10},
-        "quality",
-        {},
-    ),
-    ("tpl-aspect-wide", Gen, {"prompt": "a cat", "aspect_ratio": "{{ params.v }}"}, {"v": "wide"}, "aspect_ratio", {}),
-    ("tpl-aspect-none", Gen, {"prompt": "a cat", "aspect_ratio": "{{ params.v }}"}, {"v": None}, "aspect_ratio", {}),
-    ("tpl-image-js", Gen, {"prompt": "a cat", "image_url": "{{ params.v }}"}, {"v": "javascript:x"}, "image_url", {}),
-    (
-        "tpl-callback-ftp",
-        Gen,
-        {"prompt": "a cat", "callback_url": "{{ params.v }}"},
-        {"v": "ftp://h/cb"},
-        "callback_url",
-        {},
-    ),
-    ("tpl-seed-text", Gen, {"prompt": "a cat", "seed": "{{ params.v }}"}, {"v": "lucky"}, "seed", {}),
-    (
-        "tpl-water-mark-long",
-        Gen,
-        {"prompt": "a cat", "water_mark": "{{ params.v }}"},
-        {"v": "w" * 150},
-        "water_mark",
-        {},
-    ),
-    ("tpl-source-empty", Ext, {"source_task_id": "{{ params.v }}", "prompt": "more"}, {"v": ""}, "source_task_id", {}),
-    (
-        "tpl-source-space",
-        Ext,
-        {"source_task_id": "{{ params.v }}", "prompt": "more"},
-        {"v": "two words"},
-        "source_task_id",
-        {},
-    ),
-    ("tpl-ext-prompt-empty", Ext, {"source_task_id": BAD_SOURCE, "prompt": "{{ params.v }}"}, {"v": ""}, "prompt", {}),
-    ("tpl-video-empty", Aleph, {"prompt": "snow", "video_url": "{{ params.v }}"}, {"v": ""}, "video_url", {}),
-    (
-        "tpl-video-data",
-        Aleph,
-        {"prompt": "snow", "video_url": "{{ params.v }}"},
-        {"v": "data:video/mp4,AA"},
-        "video_url",
-        {},
-    ),
+    ("tpl-duration-7", Gen, {"prompt": "a cat", "duration": T}, {"v": 7}, "duration", {}),
+    ("tpl-quality-2160p", Gen, {"prompt": "a cat", "quality": T}, {"v": "2160p"}, "quality", {}),
+    ("tpl-1080p-with-10s", Gen, {"prompt": "a cat", "quality": "1080p", "duration": T}, {"v": 10}, "quality", {}),
+    ("tpl-aspect-wide", Gen, {"prompt": "a cat", "aspect_ratio": T}, {"v": "wide"}, "aspect_ratio", {}),
+    ("tpl-aspect-none", Gen, {"prompt": "a cat", "aspect_ratio": T}, {"v": None}, "aspect_ratio", {}),
+    ("tpl-image-js", Gen, {"prompt": "a cat", "image_url": T}, {"v": "javascript:x"}, "image_url", {}),
+    ("tpl-callback-ftp", Gen, {"prompt": "a cat", "callback_url": T}, {"v": "ftp://h/cb"}, "callback_url", {}),
+    ("tpl-seed-text", Gen, {"prompt": "a cat", "seed": T}, {"v": "lucky"}, "seed", {}),
+    ("tpl-water-mark-long", Gen, {"prompt": "a cat", "water_mark": T}, {"v": "w" * 150}, "water_mark", {}),
+    ("tpl-source-empty", Ext, {"source_task_id": T, "prompt": "more"}, {"v": ""}, "source_task_id", {}),
+    ("tpl-source-space", Ext, {"source_task_id": T, "prompt": "more"}, {"v": "two words"}, "source_task_id", {}),
+    ("tpl-ext-prompt-empty", Ext, {"source_task_id": BAD_SOURCE, "prompt": T}, {"v": ""}, "prompt", {}),
+    ("tpl-video-empty", Aleph, {"prompt": "snow", "video_url": T}, {"v": ""}, "video_url", {}),
+    ("tpl-video-data", Aleph, {"prompt": "snow", "video_url": T}, {"v": "data:video/mp4,AA"}, "video_url", {}),
     (
         "tpl-upload-cn-maybe",
         Aleph,
-        {"prompt": "snow", "video_url": BAD_VIDEO, "upload_cn": "{{ params.v }}"},
+        {"prompt": "snow", "video_url": BAD_VIDEO, "upload_cn": T},
         {"v": "maybe"},
         "upload_cn",
         {},
@@ -141,7 +108,7 @@ BAD_TEMPLATED_CASES: list[tuple[str, str, dict[str, Any], dict[str, Any], str, d
     (
         "tpl-ref-image-relative",
         Aleph,
-        {"prompt": "snow", "video_url": BAD_VIDEO, "reference_image": "{{ params.v }}"},
+        {"prompt": "snow", "video_url": BAD_VIDEO, "reference_image": T},
         {"v": "ref.png"},
         "reference_image",
         {},

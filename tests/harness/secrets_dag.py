@@ -26,6 +26,7 @@ from tests.harness.leaks import (
 )
 from tests.harness.operators import RETRY_DELAY
 from tests.harness.servers import CallbackInbox
+from tests.integration.airflow_compat import serialize_dag, xcom_model
 
 #: A marker that must be found where rendered templates and XComs are kept (the scan's own control).
 CANARY_PROMPT = "LEAKCHECK-CANARY a lighthouse at dawn"
@@ -132,38 +133,6 @@ def build_secrets_dag(inbox: CallbackInbox, download_dir: Path, failures: list[s
     return dag
 
 
-def serialize_dag(dag: Any) -> None:
-    """Store ``dag`` in the metadata DB, as ``dag.test()`` requires (no DAG folder is parsed)."""
-    from airflow.utils.session import create_session
-
-    from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
-
-    if not AIRFLOW_V_3_0_PLUS:
-        from airflow.models.serialized_dag import SerializedDagModel
-
-        with create_session() as session:
-            dag.sync_to_db(session=session)
-            SerializedDagModel.write_dag(dag, session=session)  # type: ignore[call-arg]
-        return
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        if AIRFLOW_V_3_1_PLUS:
-            lazy = LazyDeserializedDAG.from_dag(dag)
-            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, None, set(), session=session)
-        else:  # 3.0: no ``from_dag`` and no parse-duration argument
-            from airflow.serialization.serialized_objects import SerializedDAG
-
-            if dag.relative_fileloc is None:  # set by the DagBag when a DAG folder is parsed
-                dag.relative_fileloc = dag.fileloc
-            lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))  # type: ignore[attr-defined]
-            update_dag_parsing_results_in_db("dags-folder", None, [lazy], {}, set(), session=session)  # type: ignore[call-arg,arg-type]
-
-
 @dataclass
 class SecretsRun:
     """What the secrets DAG run left behind, for the leak scan and the assertions."""
@@ -184,13 +153,7 @@ def _stored_run(dag_id: str, run_id: str) -> tuple[dict[str, str], list[str]]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
-
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.models.xcom import XComModel
-    else:
-        from airflow.models.xcom import XCom as XComModel  # type: ignore[no-redef]
-
+    XComModel = xcom_model()
     texts: list[str] = []
     states: dict[str, str] = {}
     with create_session() as session:
