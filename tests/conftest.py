@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,11 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # the shared harness is imported as ``tests.harness``
+    sys.path.insert(0, str(REPO_ROOT))
+
+# The simulator's fixtures (``runway_sim``): opt-in, as any project using the provider would load them.
+pytest_plugins = ["airflow_provider_runway.simulator.pytest_plugin"]
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="runway-airflow-home-")
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME

@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, BaseOperat
 
 from airflow_provider_runway.core.errors import RunwayResultExpiredError
 from airflow_provider_runway.core.results import RunwayTask
-from airflow_provider_runway.storage import (
+from airflow_provider_runway.transfer.downloads import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_FILE_DEADLINE,
     RunwayDownloadError,
@@ -35,7 +35,7 @@ def persist_or_fail(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     file_deadline: float = DEFAULT_FILE_DEADLINE,
 ) -> dict[str, Any]:
-    """:func:`~airflow_provider_runway.storage.persist_task_result` for task code.
+    """:func:`~airflow_provider_runway.transfer.downloads.persist_task_result` for task code.
 
     Failures no retry can fix (expired result, refused id, content type or size) raise
     ``AirflowFailException``; transient ones (5xx, broken or cut-short transfer) propagate so
@@ -89,7 +89,7 @@ class RunwayDownloadOperator(BaseOperator):
     refused unless the host is the API's own or listed in the connection extra ``download_allowed_hosts``.
 
     .. seealso::
-        :func:`airflow_provider_runway.storage.persist_task_result`
+        :func:`airflow_provider_runway.transfer.downloads.persist_task_result`
 
     :param task: The normalised task dict (templated), e.g. ``sensor.output`` or
         ``"{{ ti.xcom_pull(task_ids='wait') }}"``. It must have succeeded and not expired.

@@ -1,4 +1,6 @@
-"""pytest fixtures for the Runway simulator (registered through the ``pytest11`` entry point).
+"""pytest fixtures for the Runway simulator; opt-in, loaded by one line in a ``conftest.py``::
+
+    pytest_plugins = ["airflow_provider_runway.simulator.pytest_plugin"]
 
 ``runway_sim`` starts a fresh simulator per test with fast phases (0.1 s wait, 0.1 s queueing,
 0.2 s generating; Aleph 0.1 s + 0.3 s), no concurrency limit and callbacks retried after 0.1 s.

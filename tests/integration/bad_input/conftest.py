@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_provider_runway.simulator import SimulatorThread
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-if str(REPO_ROOT) not in sys.path:  # the case tables live in bench/fault_scenarios.py
-    sys.path.insert(0, str(REPO_ROOT))
 
 API_KEY = "sk-BADINPUT-5d1e0b"
 

@@ -19,10 +19,11 @@ from airflow.providers.common.compat.sdk import DAG, AirflowFailException
 from airflow_provider_runway.core import RunwayParameterError
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 from airflow_provider_runway.simulator import SimulatorThread
-from bench.fault_scenarios import BAD_STATIC_CASES as STATIC_CASES
-from bench.fault_scenarios import BAD_TEMPLATED_CASES as TEMPLATED_CASES
-from bench.fault_scenarios import MAX_PARAMETER_MESSAGE as MAX_MESSAGE_LENGTH
-from bench.fault_scenarios import bad_input_operator, use_file_variables
+from tests.harness.bad_input import BAD_STATIC_CASES as STATIC_CASES
+from tests.harness.bad_input import BAD_TEMPLATED_CASES as TEMPLATED_CASES
+from tests.harness.bad_input import MAX_PARAMETER_MESSAGE as MAX_MESSAGE_LENGTH
+from tests.harness.bad_input import bad_input_operator
+from tests.harness.operators import use_file_variables
 
 
 class _StateStore:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-if str(REPO_ROOT) not in sys.path:  # the scenarios live in bench/fault_scenarios.py
-    sys.path.insert(0, str(REPO_ROOT))
-
-from airflow_provider_runway.simulator import SimulatorConfig, SimulatorThread  # noqa: E402
-from bench.fault_scenarios import SIM_FIELDS, Harness  # noqa: E402
+from airflow_provider_runway.simulator import SimulatorConfig, SimulatorThread
+from tests.harness.faults import SIM_FIELDS, Harness
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,10 @@ from airflow_provider_runway.core import (
 )
 from airflow_provider_runway.core.errors import MAX_QUOTED_BODY
 from airflow_provider_runway.hooks.runway import RunwayHook
-from bench.fault_scenarios import API_KEY, RETRY_DELAY, Harness, big_body_server
+from tests.harness.faults import Harness
+from tests.harness.leaks import API_KEY
+from tests.harness.operators import RETRY_DELAY
+from tests.harness.servers import big_body_server
 
 BODY_BYTES = 32 * 1024 * 1024
 #: Peak client memory while reading a huge error body (its cap is 64 KiB).

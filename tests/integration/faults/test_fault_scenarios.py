@@ -12,7 +12,9 @@ import re
 
 import pytest
 
-from bench.fault_scenarios import SCENARIOS, TASKS, Harness, bad_input_row, count_leaks, run_scenario
+from tests.harness.bad_input import bad_input_row
+from tests.harness.faults import SCENARIOS, TASKS, Harness, run_scenario
+from tests.harness.leaks import count_leaks
 
 IDS = [re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") for name in SCENARIOS]
 

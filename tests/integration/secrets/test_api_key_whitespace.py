@@ -21,7 +21,7 @@ from airflow.providers.common.compat.sdk import DAG
 
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
-from bench.fault_scenarios import LeakWatch, captured_fds
+from tests.harness.leaks import LeakWatch, captured_fds
 
 pytestmark = pytest.mark.integration
 

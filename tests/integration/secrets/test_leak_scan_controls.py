@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench.fault_scenarios import API_KEY, WEBHOOK_KEY, LeakWatch, captured_fds, count_leaks, count_leaks_in_bytes
+from tests.harness.leaks import API_KEY, WEBHOOK_KEY, LeakWatch, captured_fds, count_leaks, count_leaks_in_bytes
 
 
 def test_a_logged_key_is_counted_with_its_traceback() -> None:

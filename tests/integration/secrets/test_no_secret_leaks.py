@@ -14,20 +14,18 @@ import pytest
 
 from airflow_provider_runway.simulator import SimulatorConfig, SimulatorThread
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
-from bench.fault_scenarios import (
+from tests.harness.faults import SIM_FIELDS
+from tests.harness.leaks import (
     API_KEY,
-    CANARY_PROMPT,
     SECRETS,
-    SIM_FIELDS,
     WEBHOOK_KEY,
     WRONG_API_KEY,
     LeakWatch,
-    SecretsRun,
     captured_fds,
     count_leaks,
     count_leaks_in_bytes,
-    run_secrets_dag,
 )
+from tests.harness.secrets_dag import CANARY_PROMPT, SecretsRun, run_secrets_dag
 
 ALL_SECRETS = (*SECRETS, WRONG_API_KEY)
 #: What dag.test() prints for each deferral: 2.11 raises the deferral straight to its in-line trigger runner.

@@ -12,9 +12,9 @@ import requests
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from airflow_provider_runway.callbacks import trigger_dag_run
 from airflow_provider_runway.core.results import TaskFamily
 from airflow_provider_runway.core.webhooks import ReplayCache, WebhookVerificationError, verify_webhook
+from airflow_provider_runway.transfer.callbacks import trigger_dag_run
 
 
 def password_token(airflow_api: str, username: str, password: str) -> Callable[[], str]:

@@ -15,11 +15,11 @@ import requests
 from airflow.providers.common.compat.sdk import DAG, AirflowFailException, task
 from airflow.utils.state import DagRunState
 
-from airflow_provider_runway.callbacks import callback_run_id
 from airflow_provider_runway.core.models import GenerateRequest
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.operators.download import RunwayDownloadOperator
 from airflow_provider_runway.simulator.pytest_plugin import TEST_API_KEY
+from airflow_provider_runway.transfer.callbacks import callback_run_id
 
 pytest.importorskip("fastapi", reason="the README receiver is a FastAPI app; Airflow 2 does not install FastAPI")
 

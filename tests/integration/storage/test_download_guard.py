@@ -23,7 +23,7 @@ import pytest
 
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.simulator.pytest_plugin import TEST_API_KEY
-from airflow_provider_runway.storage import RunwayDownloadError, persist_task_result
+from airflow_provider_runway.transfer.downloads import RunwayDownloadError, persist_task_result
 
 from .conftest import finish_task
 

@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.simulator.client import SimulatorClient
-from airflow_provider_runway.storage import persist_task_result
+from airflow_provider_runway.transfer.downloads import persist_task_result
 
 from .conftest import connect, finish_task
 

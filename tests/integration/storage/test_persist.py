@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_runway.core.errors import RunwayResultExpiredError
 from airflow_provider_runway.hooks.runway import RunwayHook
-from airflow_provider_runway.storage import RunwayDownloadError, persist_task_result
+from airflow_provider_runway.transfer.downloads import RunwayDownloadError, persist_task_result
 
 from .conftest import file_requests
 
@@ -171,7 +171,7 @@ def test_rejected_link_is_refreshed(
         result = persist_task_result(task, str(tmp_path), hook=sim_hook, include_thumbnail=False)
     assert runway_sim.counters()["requests"]["download-url"] == 1
     assert is_mp4(Path(result["video_path"].removeprefix("file://")).read_bytes())
-    storage_lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_runway.storage"]
+    storage_lines = [r.getMessage() for r in caplog.records if r.name == "airflow_provider_runway.transfer.downloads"]
     assert any("fresh download link" in line for line in storage_lines)
     assert not any("token=" in line for line in storage_lines)  # signed links stay out of the logs
 

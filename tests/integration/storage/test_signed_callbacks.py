@@ -11,13 +11,13 @@ from typing import Any
 import fsspec
 import pytest
 
-from airflow_provider_runway.callbacks import callback_run_request, verify_runway_callback
 from airflow_provider_runway.core.models import GenerateRequest
 from airflow_provider_runway.core.results import RunwayTask, TaskStatus
 from airflow_provider_runway.core.webhooks import ReplayCache, WebhookVerificationError
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.simulator.pytest_plugin import TEST_API_KEY
-from airflow_provider_runway.storage import persist_task_result
+from airflow_provider_runway.transfer.callbacks import callback_run_request, verify_runway_callback
+from airflow_provider_runway.transfer.downloads import persist_task_result
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_provider_runway.callbacks import callback_run_id, trigger_dag_run
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
+from airflow_provider_runway.transfer.callbacks import callback_run_id, trigger_dag_run
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 
 pytestmark = [

@@ -10,13 +10,6 @@ import pytest
 import requests
 import responses
 
-from airflow_provider_runway.callbacks import (
-    RUN_ID_PREFIX,
-    callback_run_id,
-    callback_run_request,
-    trigger_dag_run,
-    verify_runway_callback,
-)
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
 from airflow_provider_runway.core.webhooks import (
     SIGNATURE_HEADER,
@@ -24,6 +17,13 @@ from airflow_provider_runway.core.webhooks import (
     ReplayCache,
     WebhookVerificationError,
     compute_signature,
+)
+from airflow_provider_runway.transfer.callbacks import (
+    RUN_ID_PREFIX,
+    callback_run_id,
+    callback_run_request,
+    trigger_dag_run,
+    verify_runway_callback,
 )
 
 KEY = "hmac-key-from-connection"

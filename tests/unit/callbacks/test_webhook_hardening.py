@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_runway.callbacks import callback_run_request, verify_runway_callback
 from airflow_provider_runway.core import webhooks
 from airflow_provider_runway.core.results import TaskFamily, TaskStatus
 from airflow_provider_runway.core.webhooks import (
@@ -19,6 +18,7 @@ from airflow_provider_runway.core.webhooks import (
     parse_callback_body,
     verify_webhook,
 )
+from airflow_provider_runway.transfer.callbacks import callback_run_request, verify_runway_callback
 
 KEY = "whsec-hardening-key-5e2b"
 NOW = 1_767_000_000

@@ -17,8 +17,8 @@ import fsspec
 import pytest
 import responses
 
-from airflow_provider_runway import storage
-from airflow_provider_runway.storage import RunwayDownloadError, persist_task_result
+from airflow_provider_runway.transfer import downloads
+from airflow_provider_runway.transfer.downloads import RunwayDownloadError, persist_task_result
 
 from .conftest import StubResolver
 from .test_storage import VIDEO, VIDEO_URL, FakeHook, make_task, read_stored, serve, stored_url
@@ -90,12 +90,12 @@ INTERNAL = [
 
 @pytest.mark.parametrize("address", INTERNAL)
 def test_internal_addresses_are_recognised(address: str) -> None:
-    assert storage.is_internal_address(address)
+    assert downloads.is_internal_address(address)
 
 
 @pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
 def test_public_addresses_are_not_internal(address: str) -> None:
-    assert not storage.is_internal_address(address)
+    assert not downloads.is_internal_address(address)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_runway.core.results import RunwayTask
 from airflow_provider_runway.operators.download import RunwayDownloadOperator, coerce_task, persist_or_fail
-from airflow_provider_runway.storage import RunwayDownloadError
+from airflow_provider_runway.transfer.downloads import RunwayDownloadError
 
 from .test_storage import IMAGE, IMAGE_URL, VIDEO, VIDEO_URL, fake_hook, make_task, read_stored, serve, stored_url
 

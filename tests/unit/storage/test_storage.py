@@ -14,13 +14,12 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_runway.core.errors import RunwayResultExpiredError
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
-from airflow_provider_runway.storage import (
+from airflow_provider_runway.transfer.downloads import (
     RunwayDownloadError,
     link_is_stale,
     persist_task_result,
     redact_url,
     resolve_destination,
-    safe_file_stem,
 )
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
@@ -97,31 +96,6 @@ def stored_url(folder: str, name: str) -> str:
 
 def gets(rsps: responses.RequestsMock, url: str) -> int:
     return sum(1 for call in rsps.calls if call.request.method == "GET" and call.request.url == url)
-
-
-class TestSafeFileStem:
-    def test_ordinary_ids_are_kept(self) -> None:
-        assert safe_file_stem("ee603959-debb-48d1-98c4-a6d1c717eba6") == "ee603959-debb-48d1-98c4-a6d1c717eba6"
-        assert safe_file_stem("Task_1.v2") == "Task_1.v2"
-
-    @pytest.mark.parametrize(
-        "task_id",
-        ["../../etc/passwd", "/abs/path", "a/b", "..\\..\\win", "%2e%2e%2fx", "név/../ő", ".hidden", "a\x00b"],
-    )
-    def test_traversal_ids_stay_a_single_safe_name(self, task_id: str) -> None:
-        stem = safe_file_stem(task_id)
-        assert "/" not in stem and "\\" not in stem
-        assert not stem.startswith(".")
-        assert set(stem) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-    def test_ids_that_differ_only_in_dropped_characters_get_different_names(self) -> None:
-        assert safe_file_stem("a/b") != safe_file_stem("ab") != safe_file_stem("a\\b")
-        assert safe_file_stem("a/b") != safe_file_stem("a\\b")
-
-    @pytest.mark.parametrize("task_id", ["", ".", "..", "....", "/", "//..//", "\u00e9\u00e9", " "])
-    def test_degenerate_ids_are_refused(self, task_id: str) -> None:
-        with pytest.raises(RunwayDownloadError, match="cannot be used as a file name"):
-            safe_file_stem(task_id)
 
 
 def test_redact_url_drops_tokens_and_credentials() -> None:

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import requests
 
+from airflow_provider_runway.core.naming import safe_file_stem
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily
 from airflow_provider_runway.core.webhooks import (
     DEFAULT_MAX_SKEW,
@@ -34,7 +35,6 @@ from airflow_provider_runway.core.webhooks import (
     parse_callback_body,
     verify_webhook,
 )
-from airflow_provider_runway.storage import safe_file_stem
 
 if TYPE_CHECKING:
     from airflow_provider_runway.hooks.runway import RunwayHook

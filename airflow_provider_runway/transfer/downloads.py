@@ -24,10 +24,8 @@ such as ``file:///data/videos/``, ``s3://bucket/prefix/`` or ``memory://scratch/
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
-import re
 import socket
 import threading
 import time
@@ -49,6 +47,7 @@ from urllib3.util.connection import create_connection
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import RunwayError, RunwayNotFoundError, RunwayResultExpiredError
 from airflow_provider_runway.core.models import redact_url
+from airflow_provider_runway.core.naming import safe_file_stem
 from airflow_provider_runway.core.results import RunwayTask, parse_time
 from airflow_provider_runway.core.wire import DOWNLOAD_LINK_TTL_SECONDS
 
@@ -75,9 +74,6 @@ DEFAULT_FILE_DEADLINE = 30 * 60.0
 VIDEO_TYPES = ("video/", "application/octet-stream")
 IMAGE_TYPES = ("image/",)
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_DOTS = re.compile(r"\.{2,}")
-
 
 class RunwayDownloadError(RunwayError):
     """A result file could not be stored; ``retryable`` tells whether another attempt may succeed."""
@@ -85,24 +81,6 @@ class RunwayDownloadError(RunwayError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
-
-
-def safe_file_stem(task_id: str) -> str:
-    """The file name stem for ``task_id``: only ``[A-Za-z0-9._-]``, never a path component.
-
-    Characters outside the set and leading dots are dropped, and runs of dots become one. When the
-    id changed, a short hash of the original is appended, so two different ids never share a file.
-
-    :raises RunwayDownloadError: when nothing usable is left (empty, ``.``, ``..``, only dots).
-    """
-    if not isinstance(task_id, str):
-        raise RunwayDownloadError(f"Task id must be a string, got {type(task_id).__name__}")
-    stem = _DOTS.sub(".", _UNSAFE.sub("", task_id)).lstrip(".")
-    if not stem.strip("."):
-        raise RunwayDownloadError(f"Task id {task_id[:80]!r} cannot be used as a file name")
-    if stem != task_id:
-        stem = f"{stem[:100]}-{hashlib.sha256(task_id.encode()).hexdigest()[:10]}"
-    return stem
 
 
 def _check_source(url: Any, what: str) -> str:
@@ -639,7 +617,10 @@ def persist_task_result(
             f"max_bytes, chunk_size and file_deadline must be positive (got {limit}, {chunk_size}, {file_deadline})"
         )
     folder = resolve_destination(destination)
-    stem = safe_file_stem(task_id)
+    try:
+        stem = safe_file_stem(task_id)
+    except ValueError as err:
+        raise RunwayDownloadError(str(err)) from err
     targets = [_Target("video", _check_source(record.get("video_url"), "video"), folder / f"{stem}.mp4", VIDEO_TYPES)]
     image_url = record.get("image_url")
     if include_thumbnail and image_url:
