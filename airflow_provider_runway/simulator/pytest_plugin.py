@@ -30,6 +30,7 @@ TEST_DEFAULTS: dict[str, Any] = {
     "aleph_wait_seconds": 0.1,
     "aleph_generating_seconds": 0.3,
     "concurrency_limit": 0,
+    "rate_limit_creates": 0,
     "callback_retry_delay": 0.1,
     "callback_scan_interval": 0.02,
 }
