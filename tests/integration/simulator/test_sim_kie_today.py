@@ -38,7 +38,11 @@ def test_creates_over_the_rate_limit_get_http_429_with_retry_after(runway_sim: S
 
 
 def test_default_rate_limit_is_20_per_10_seconds(runway_sim: SimulatorThread, api: Api):
-    assert runway_sim.config()["rate_limit_creates"] == 20 and runway_sim.config()["rate_limit_window"] == 10.0
+    from airflow_provider_runway.simulator import SimulatorConfig
+
+    defaults = SimulatorConfig()
+    assert (defaults.rate_limit_creates, defaults.rate_limit_window) == (20, 10.0)
+    runway_sim.configure(rate_limit_creates=defaults.rate_limit_creates)  # the test fixture turns it off
     for _ in range(20):
         api.generate()
     refused = api.post(wire.RUNWAY_GENERATE_PATH, GENERATE)
