@@ -179,6 +179,7 @@ def deadline_for(
     *,
     started_at: float | None = None,
     execution_timeout: float | None = None,
+    reserve: float = 0.0,
 ) -> tuple[float, str]:
     """The absolute deadline of a wait, and what sets it: ``timeout`` from now, or an earlier ``execution_timeout``.
 
@@ -186,10 +187,14 @@ def deadline_for(
     :param timeout: The wait's own limit, in seconds from ``now``.
     :param started_at: When the Airflow try started, from which ``execution_timeout`` counts.
     :param execution_timeout: The task's ``execution_timeout`` in seconds, if any.
+    :param reserve: Seconds before the end of ``execution_timeout`` at which the wait ends, so the
+        task still has time to report why.
     """
     deadline, source = now + timeout, f"timeout of {timeout:g} s"
-    if execution_timeout is not None and started_at is not None and started_at + execution_timeout < deadline:
-        return started_at + execution_timeout, f"execution_timeout of {execution_timeout:g} s"
+    if execution_timeout is not None and started_at is not None:
+        capped = started_at + execution_timeout - reserve
+        if capped < deadline:
+            return capped, f"execution_timeout of {execution_timeout:g} s"
     return deadline, source
 
 

@@ -58,7 +58,7 @@ from airflow_provider_runway.links.runway import (
     RunwayTaskLink,
 )
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS, storable_result
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
 
 if AIRFLOW_V_3_3_PLUS:
     from airflow.providers.common.compat.sdk import ResumableJobMixin
@@ -88,6 +88,8 @@ RESULT_KEYS: tuple[str, ...] = (
     "fail_code",
     "fail_message",
 )
+#: Most seconds a deferred wait ends before ``execution_timeout`` on Airflow 2 (see ``_defer``).
+EXECUTION_TIMEOUT_RESERVE = 5.0
 #: Earlier name of :data:`~airflow_provider_runway.core.wait.MAX_CONSECUTIVE_READ_ERRORS`.
 MAX_CONSECUTIVE_POLL_ERRORS = MAX_CONSECUTIVE_READ_ERRORS
 #: Limits used at DAG parse time, when the connection (which may narrow them) is not read yet:
@@ -330,12 +332,15 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
         started = getattr(ti, "start_date", None)
-        execution_timeout = self.execution_timeout
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
         end_time, source = deadline_for(
             time.time(),
             self.timeout,
             started_at=started.timestamp() if isinstance(started, datetime) else None,
-            execution_timeout=execution_timeout.total_seconds() if execution_timeout is not None else None,
+            execution_timeout=limit,
+            # Airflow 2 resumes the task with what is left of execution_timeout and fails it at once
+            # when nothing is: the trigger ends a little earlier so execute_complete can say why.
+            reserve=0.0 if AIRFLOW_V_3_0_PLUS or limit is None else min(EXECUTION_TIMEOUT_RESERVE, limit / 10),
         )
         self.defer(
             trigger=RunwayTaskTrigger(
