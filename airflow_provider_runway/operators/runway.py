@@ -205,6 +205,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._request: CreateRequest | None = None
         self._known_task: RunwayTask | None = None
         self._result: dict[str, Any] | None = None
+        self._try_started: float | None = None
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -263,6 +264,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # One operator object may run several tries in one process (dag.test): start clean.
         self.runway_task_id, self._known_task, self._result = None, None, None
+        self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
         self._request = self.build_request(self.hook.get_validation_limits())
         return storable_result(self.execute_resumable(context), self.multiple_outputs)
 
@@ -331,12 +333,13 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def _defer(self, context: Context, task_id: str) -> None:
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
-        started = getattr(ti, "start_date", None)
+        start_date = getattr(ti, "start_date", None)
+        started = start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
         limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
         end_time, source = deadline_for(
             time.time(),
             self.timeout,
-            started_at=started.timestamp() if isinstance(started, datetime) else None,
+            started_at=started,
             execution_timeout=limit,
             # Airflow 2 resumes the task with what is left of execution_timeout and fails it at once
             # when nothing is: the trigger ends a little earlier so execute_complete can say why.

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
 
@@ -404,6 +404,32 @@ def test_deferrable_defers_with_the_right_trigger(
     assert context["ti"].xcom_pushes["runway_task_id"] == "task-1"
     assert resume_records.data == {"runway_task_id": "task-1"}  # kept for execute_complete
     hook.get_task.assert_not_called()
+
+
+@pytest.mark.parametrize("has_start_date", [True, False], ids=["start_date", "no-start_date"])
+def test_execution_timeout_caps_the_triggers_deadline(
+    has_start_date: bool, hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+) -> None:
+    import time
+
+    started = time.time() - 10
+    context["ti"].start_date = datetime.fromtimestamp(started, tz=timezone.utc) if has_start_date else None
+    op = attach(generate(deferrable=True, timeout=1800, execution_timeout=timedelta(seconds=60)), hook)
+    with pytest.raises(TaskDeferred) as exc:
+        op.execute(context)
+    kwargs = exc.value.trigger.serialize()[1]
+    assert kwargs["deadline_source"] == "execution_timeout of 60 s"
+    # Airflow 2 ends the wait a little early (a tenth of execution_timeout, at most 5 s) so it can report why.
+    reserve = 0 if AIRFLOW_V_3_0_PLUS else 5
+    if has_start_date:
+        assert kwargs["end_time"] == pytest.approx(started + 60 - reserve)
+    else:  # counted from the start of execute()
+        assert time.time() + 60 - reserve - 5 <= kwargs["end_time"] <= time.time() + 60 - reserve
+    hook.get_task.return_value = make_task(status=TaskStatus.RUNNING)  # the retry reattaches to the task
+    op = attach(generate(deferrable=True, timeout=30, execution_timeout=timedelta(seconds=60)), hook)
+    with pytest.raises(TaskDeferred) as exc:
+        op.execute(context)
+    assert exc.value.trigger.serialize()[1]["deadline_source"] == "timeout of 30 s"
 
 
 def event(status: str, task: Any = None, message: str = "") -> dict[str, Any]:
