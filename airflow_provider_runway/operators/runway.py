@@ -116,7 +116,11 @@ _RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError, Runw
 
 
 class RunwayWaitError(AirflowException):
-    """Waiting for a Runway task failed in a way an Airflow retry may fix (its status could not be read)."""
+    """Waiting for a Runway task failed, and an Airflow retry may help.
+
+    Its status could not be read, or the generation failed and ``retry_remote_failures`` allows a
+    new task.
+    """
 
 
 def is_templated(value: Any) -> bool:
