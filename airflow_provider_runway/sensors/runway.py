@@ -49,6 +49,11 @@ class RunwayTaskSensor(BaseSensorOperator):
     ``soft_fail=True``), not only on timeout. Works in ``poke``, ``reschedule`` and deferrable mode;
     the deferrable one waits in the triggerer through :class:`RunwayTaskTrigger`.
 
+    Every status read is judged by :class:`~airflow_provider_runway.core.wait.WaitPolicy`, as in the
+    operators: a 404 means "not visible yet" for 30 seconds from the first try's start (which a
+    reschedule keeps), and a read that fails transiently is repeated within the poke, with back-off,
+    until five in a row have failed.
+
     :param runway_task_id: The Runway task id (templated).
     :param family: ``"runway"`` for generate and extend tasks, ``"aleph"`` for Aleph tasks.
     :param runway_conn_id: Connection to KIE.ai.
@@ -126,8 +131,11 @@ class RunwayTaskSensor(BaseSensorOperator):
         )
 
     def _wait_started(self, context: Context) -> float:
-        """When this wait began: the first try's start in ``reschedule`` mode (a reschedule loses the sensor's
-        attributes), else this try's start; the 404 grace and the sensor timeout count from it."""
+        """When this wait began, Unix epoch seconds; the 404 grace and the sensor's timeout count from it.
+
+        In ``reschedule`` mode the first try's start, which Airflow keeps (the sensor object is new at
+        every poke); else this try's start.
+        """
         ti = context.get("ti")
         first = None
         if ti is not None and self.reschedule:
