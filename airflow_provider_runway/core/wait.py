@@ -30,6 +30,8 @@ from airflow_provider_runway.core.results import RunwayTask, TaskStatus
 NOT_FOUND_GRACE_SECONDS = 30.0
 #: Status reads that may fail in a row (each after the hook's own retries) before the wait gives up.
 MAX_CONSECUTIVE_READ_ERRORS = 5
+#: Base of the back-off between two failed reads when none is given, in seconds.
+DEFAULT_RETRY_DELAY = 1.0
 #: Longest pause between two reads after consecutive failed reads.
 MAX_ERROR_BACKOFF = 60.0
 #: Longest ``Retry-After`` honoured between two reads.
@@ -216,7 +218,7 @@ class WaitPolicy:
     :param poll_interval: Seconds between two status reads.
     :param deadline: Absolute deadline, Unix epoch seconds; ``None`` waits without limit.
     :param deadline_source: What set the deadline, for the timeout message (e.g. ``timeout of 1800 s``).
-    :param retry_delay: Base of the back-off after a failed read, in seconds.
+    :param retry_delay: Base of the back-off after a failed read, in seconds (``None``: 1 s).
     :param max_consecutive_errors: Failed reads in a row that end the wait.
     :param not_found_grace: Seconds a 404 counts as "not visible yet".
     """
@@ -228,7 +230,7 @@ class WaitPolicy:
         poll_interval: float,
         deadline: float | None = None,
         deadline_source: str | None = None,
-        retry_delay: float = 1.0,
+        retry_delay: float | None = None,
         max_consecutive_errors: int | None = None,
         not_found_grace: float | None = None,
     ) -> None:
@@ -236,7 +238,7 @@ class WaitPolicy:
         self.poll_interval = float(poll_interval)
         self.deadline = deadline
         self.deadline_source = deadline_source
-        self.retry_delay = float(retry_delay)
+        self.retry_delay = DEFAULT_RETRY_DELAY if retry_delay is None else float(retry_delay)
         self.max_consecutive_errors = (
             MAX_CONSECUTIVE_READ_ERRORS if max_consecutive_errors is None else int(max_consecutive_errors)
         )
