@@ -60,6 +60,7 @@ from airflow_provider_runway.core.retry import (
     create_outcome_unknown,
     read_may_retry,
 )
+from airflow_provider_runway.core.wait import WaitDecision, WaitPolicy, wait_sync
 from airflow_provider_runway.core.wire import (
     ALEPH_GENERATE_PATH,
     CREDIT_PATH,
@@ -884,6 +885,34 @@ class RunwayHook(BaseHook):
             parse=lambda data: self._to_task(task_family, data, task_id, path),
             task_id=task_id,
         )
+
+    # ----------------------------------------------------------------- waiting
+
+    def wait_for_task(
+        self,
+        task_id: str,
+        family: str | TaskFamily = "runway",
+        *,
+        poll_interval: float = 5.0,
+        deadline: float | None = None,
+        deadline_source: str | None = None,
+        max_consecutive_errors: int | None = None,
+    ) -> WaitDecision:
+        """Poll a task until it finishes, fails or ``deadline`` (Unix epoch seconds) passes; blocks.
+
+        Each read is judged by :class:`~airflow_provider_runway.core.wait.WaitPolicy`, as in the
+        trigger and the sensor. Returns the final decision (done, failed or timed out); never raises
+        for a failed wait.
+        """
+        policy = WaitPolicy(
+            task_id,
+            poll_interval=poll_interval,
+            deadline=deadline,
+            deadline_source=deadline_source,
+            retry_delay=self._settings().retry_delay,
+            max_consecutive_errors=max_consecutive_errors,
+        )
+        return wait_sync(lambda: self.get_task(task_id, family), policy, log=self.log)
 
 
 async def _aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -31,13 +30,9 @@ from airflow_provider_runway.core import (
     GenerateRequest,
     RunwayCreateUncertainError,
     RunwayError,
-    RunwayGenerationError,
-    RunwayNotFoundError,
     RunwayParameterError,
     RunwayRateLimitedError,
-    RunwayResultExpiredError,
     RunwayTask,
-    RunwayTaskFailedError,
     RunwayTaskTimeoutError,
     RunwayTransportError,
     RunwayUnavailableError,
@@ -46,6 +41,13 @@ from airflow_provider_runway.core import (
     ValidationLimits,
 )
 from airflow_provider_runway.core.models import DEFAULT_DURATIONS, redact_url
+from airflow_provider_runway.core.wait import (
+    Outcome,
+    WaitDecision,
+    WaitPolicy,
+    WaitState,
+    deadline_for,
+)
 from airflow_provider_runway.core.webhooks import plain_http_callback_warning
 from airflow_provider_runway.core.wire import status_path
 from airflow_provider_runway.hooks.runway import RunwayHook
@@ -54,8 +56,8 @@ from airflow_provider_runway.links.runway import (
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
 )
-from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS, storable_result
+from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
 
 if AIRFLOW_V_3_3_PLUS:
     from airflow.providers.common.compat.sdk import ResumableJobMixin
@@ -85,10 +87,8 @@ RESULT_KEYS: tuple[str, ...] = (
     "fail_code",
     "fail_message",
 )
-#: At most one progress line per this many seconds in the task log.
-PROGRESS_LOG_INTERVAL = 30.0
-#: Status reads that may fail in a row (each after the hook's own retries) before the wait gives up.
-MAX_CONSECUTIVE_POLL_ERRORS = 3
+#: Most seconds a deferred wait ends before ``execution_timeout`` on Airflow 2 (see ``_defer``).
+EXECUTION_TIMEOUT_RESERVE = 5.0
 #: Limits used at DAG parse time, when the connection (which may narrow them) is not read yet:
 #: the longest documented prompt limit and every documented duration.
 PARSE_TIME_LIMITS = ValidationLimits(max_prompt_length=2048, durations=DEFAULT_DURATIONS)
@@ -107,16 +107,17 @@ _PLACEHOLDERS: dict[str, Any] = {
     "seed": None,
     "upload_cn": False,
 }
-#: Errors on create after which no task exists, so an Airflow retry is safe.
-_RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError)
+#: Errors on create after which no task exists, so an Airflow retry is safe (the hook reports a
+#: create that may have happened as RunwayCreateUncertainError instead).
+_RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError, RunwayTransportError)
 
 
-@dataclass
-class _PollState:
-    """What one synchronous wait remembers between status reads."""
+class RunwayWaitError(AirflowException):
+    """Waiting for a Runway task failed, and an Airflow retry may help.
 
-    errors: int = 0
-    seen: bool = False
+    Its status could not be read, or the generation failed and ``retry_remote_failures`` allows a
+    new task.
+    """
 
 
 def is_templated(value: Any) -> bool:
@@ -205,6 +206,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._request: CreateRequest | None = None
         self._known_task: RunwayTask | None = None
         self._result: dict[str, Any] | None = None
+        self._try_started: float | None = None
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -263,6 +265,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # One operator object may run several tries in one process (dag.test): start clean.
         self.runway_task_id, self._known_task, self._result = None, None, None
+        self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
         self._request = self.build_request(self.hook.get_validation_limits())
         return storable_result(self.execute_resumable(context), self.multiple_outputs)
 
@@ -273,10 +276,6 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             task_id = self.hook.create_task(request)
         except _RETRYABLE_CREATE_ERRORS:
             raise
-        except RunwayTransportError as err:
-            if not err.request_sent:
-                raise
-            raise AirflowFailException(f"{err.message}; not retried, a Runway task may exist") from err
         except (RunwayError, ValueError) as err:
             raise AirflowFailException(self._create_failure_message(err)) from err
         self.log.info("Created Runway %s task %s", self.family.value, task_id)
@@ -309,8 +308,15 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             self._result = {"task_id": task_id, "family": self.family.value, "state": state}
             return self._result
         if self.deferrable:
-            self._defer(task_id, getattr(context["ti"], "try_number", None))
-        self._result = self._finish(context, self._wait(task_id))
+            self._defer(context, task_id)
+        decision = self.hook.wait_for_task(
+            task_id,
+            self.family,
+            poll_interval=self.poll_interval,
+            deadline=time.time() + self.timeout,
+            deadline_source=f"timeout of {self.timeout:g} s",
+        )
+        self._result = self._conclude(context, decision)
         return self._result
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
@@ -320,24 +326,42 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._announce(context, task_id)
         known = self._known_task
         task = known if known is not None and known.task_id == task_id else self._read_task(task_id)
-        self._result = self._finish(context, task)
+        now = time.time()
+        decision = WaitPolicy(task_id, poll_interval=self.poll_interval).decide(task, WaitState(started_at=now), now)
+        self._result = self._conclude(context, decision)
         return self._result
 
-    def _defer(self, task_id: str, try_number: int | None = None) -> None:
+    def _defer(self, context: Context, task_id: str) -> None:
+        ti = context["ti"]
+        try_number = getattr(ti, "try_number", None)
+        start_date = getattr(ti, "start_date", None)
+        started = start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
+        end_time, source = deadline_for(
+            time.time(),
+            self.timeout,
+            started_at=started,
+            execution_timeout=limit,
+            # Airflow 2 resumes the task with what is left of execution_timeout and fails it at once
+            # when nothing is: the trigger ends a little earlier so execute_complete can say why.
+            reserve=0.0 if AIRFLOW_V_3_0_PLUS or limit is None else min(EXECUTION_TIMEOUT_RESERVE, limit / 10),
+        )
         self.defer(
             trigger=RunwayTaskTrigger(
                 task_id=task_id,
                 family=self.family.value,
                 runway_conn_id=self.runway_conn_id,
                 poll_interval=self.poll_interval,
-                end_time=time.time() + self.timeout,
+                end_time=end_time,
                 retry_limit=self.runway_retry_limit,
                 retry_delay=self.runway_retry_delay,
+                deadline_source=source,
             ),
             method_name="execute_complete",
             kwargs=None if try_number is None else {"deferred_try": try_number},
-            # The trigger enforces the deadline: Airflow's own timeout would end the task without
-            # calling execute_complete, so the message would not name the Runway task.
+            # The trigger enforces the deadline, execution_timeout included: Airflow's own timeout
+            # would end the task without calling execute_complete, so the message would not name
+            # the Runway task.
             timeout=None,
         )
 
@@ -345,51 +369,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         try:
             return self.hook.get_task(task_id, self.family)
         except RunwayError as err:
-            raise AirflowException(f"Could not read Runway task {task_id}: {err}") from err
-
-    def _wait(self, task_id: str) -> RunwayTask:
-        started = time.monotonic()
-        deadline = started + self.timeout
-        last_log = float("-inf")
-        poll = _PollState()
-        while True:
-            task = self._poll_once(task_id, poll, time.monotonic() - started)
-            if task is not None and task.is_terminal:
-                return task
-            now = time.monotonic()
-            if task is not None and now - last_log >= PROGRESS_LOG_INTERVAL:
-                last_log = now
-                elapsed = now - started
-                self.log.info(
-                    "Runway task %s is %s (%s); waited %.0f s", task_id, task.status.value, task.raw_state, elapsed
-                )
-            if now >= deadline:
-                raise RunwayTaskTimeoutError(
-                    f"Runway task {task_id} did not finish within {self.timeout:g} s "
-                    f"(waited {now - started:.1f} s); it keeps running on KIE and a retry attaches to it"
-                )
-            time.sleep(min(self.poll_interval, max(deadline - now, 0.0)))
-
-    def _poll_once(self, task_id: str, poll: _PollState, elapsed: float) -> RunwayTask | None:
-        """One status read of the wait; ``None`` when it failed in a way worth another read."""
-        try:
-            task = self.hook.get_task(task_id, self.family)
-        except RunwayNotFoundError as err:
-            # KIE may not show a task for a moment after creating it (same grace as the trigger).
-            if not poll.seen and elapsed < NOT_FOUND_GRACE_SECONDS:
-                self.log.info("Runway task %s is not visible yet (404); polling again", task_id)
-                return None
-            raise AirflowException(f"Runway task {task_id} was not found: {err}") from err
-        except RunwayGenerationError as err:
-            raise self._remote_failure(RunwayTaskFailedError(task_id, str(err.code), err.remote_message)) from err
-        except RunwayError as err:
-            poll.errors += 1
-            if not err.retryable or poll.errors >= MAX_CONSECUTIVE_POLL_ERRORS:
-                raise AirflowException(f"Could not read Runway task {task_id}: {err}") from err
-            self.log.warning("Reading Runway task %s failed (%s); polling again", task_id, err)
-            return None
-        poll.errors, poll.seen = 0, True
-        return task
+            raise RunwayWaitError(f"Could not read Runway task {task_id}: {err}") from err
 
     # -- results ----------------------------------------------------------------------------------
 
@@ -413,30 +393,25 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             return storable_result(self._complete(context, event), self.multiple_outputs)
 
     def _complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
-        status = event.get("status")
-        task_id = str(event.get("task_id") or self.runway_task_id or "")
-        message = str(event.get("message") or "")
-        task_dict = event.get("task")
-        task = RunwayTask.from_dict(task_dict) if isinstance(task_dict, Mapping) else None
-        self.runway_task_id = task_id
-        if status == "success" and task is not None:
-            return self._finish(context, task)
-        if status == "failed":
-            if task is not None and (task.status is TaskStatus.FAILED or task.expired):
-                return self._finish(context, task)
-            raise self._remote_failure(RunwayTaskFailedError(task_id, None, message))
-        if status == "timeout":
-            raise RunwayTaskTimeoutError(message or f"Runway task {task_id} did not finish within {self.timeout:g} s")
-        raise AirflowException(f"Waiting for Runway task {task_id} failed: {message or event!r}")
+        self.runway_task_id = str(event.get("task_id") or self.runway_task_id or "")
+        return self._conclude(context, WaitDecision.from_event(event, self.runway_task_id))
+
+    def _conclude(self, context: Context, decision: WaitDecision) -> dict[str, Any]:
+        """The return value of a finished wait, or the failure it ended with."""
+        if decision.outcome is Outcome.DONE and decision.task is not None:
+            return self._finish(context, decision.task)
+        if decision.outcome is Outcome.POLL:  # not finished: no caller concludes such a wait
+            raise RunwayWaitError(f"Runway task {self.runway_task_id} has not finished")
+        if decision.outcome is Outcome.TIMED_OUT:
+            raise RunwayTaskTimeoutError(f"{decision.message} A retry attaches to it.")
+        if decision.remote:
+            raise self._remote_failure(decision.message)
+        if decision.retryable:
+            raise RunwayWaitError(decision.message)
+        raise AirflowFailException(decision.message)
 
     def _finish(self, context: Context, task: RunwayTask) -> dict[str, Any]:
-        if task.status is TaskStatus.FAILED:
-            raise self._remote_failure(RunwayTaskFailedError(task.task_id, task.fail_code, task.fail_message))
-        if task.expired:
-            err = RunwayResultExpiredError(
-                f"Runway task {task.task_id} succeeded but its files have expired (KIE keeps them 14 days)"
-            )
-            raise AirflowFailException(err.message) from err
+        """The return value of a task that succeeded: the result keys, and the downloaded files."""
         result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
         if task.video_url:
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
@@ -445,12 +420,10 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self.log.info("Runway task %s succeeded: %s", task.task_id, redact_url(task.video_url or ""))
         return result
 
-    def _remote_failure(self, err: RunwayTaskFailedError) -> Exception:
+    def _remote_failure(self, message: str) -> Exception:
         if self.retry_remote_failures:
-            return AirflowException(f"{err.message}; a retry creates a new task")
-        failure = AirflowFailException(f"{err.message}; not retried (a new task costs credits again)")
-        failure.__cause__ = err
-        return failure
+            return RunwayWaitError(f"{message}; a retry creates a new task")
+        return AirflowFailException(f"{message}; not retried (a new task costs credits again)")
 
     def _download(self, result: dict[str, Any], destination: str | ObjectStoragePath) -> dict[str, Any]:
         # Imported here: storage pulls in fsspec-backed ObjectStoragePath, needed only with download_to.

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
+from importlib import import_module
 from typing import TYPE_CHECKING, Any, cast
 
+import pendulum
 from airflow.providers.common.compat.sdk import (
-    AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -20,21 +21,23 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
-from airflow_provider_runway.core import (
-    RunwayError,
-    RunwayGenerationError,
-    RunwayNotFoundError,
-    RunwayTask,
-    TaskFamily,
-    TaskStatus,
-)
+from airflow_provider_runway.core import TaskFamily
 from airflow_provider_runway.core.models import check_task_id
+from airflow_provider_runway.core.wait import Outcome, WaitDecision, WaitPolicy, WaitState, wait_sync
 from airflow_provider_runway.hooks.runway import RunwayHook
-from airflow_provider_runway.operators.runway import is_templated
-from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
+from airflow_provider_runway.operators.runway import RunwayWaitError, is_templated
+from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+
+def _epoch(value: Any) -> float | None:
+    """Unix epoch seconds of a datetime (or of the ISO string Airflow 3.0's client returns), else ``None``."""
+    if isinstance(value, str):
+        value = pendulum.parse(value)
+    return value.timestamp() if isinstance(value, datetime) else None
 
 
 class RunwayTaskSensor(BaseSensorOperator):
@@ -45,6 +48,11 @@ class RunwayTaskSensor(BaseSensorOperator):
     succeeded; fails as soon as the task failed or its files expired (skips instead with
     ``soft_fail=True``), not only on timeout. Works in ``poke``, ``reschedule`` and deferrable mode;
     the deferrable one waits in the triggerer through :class:`RunwayTaskTrigger`.
+
+    Every status read is judged by :class:`~airflow_provider_runway.core.wait.WaitPolicy`, as in the
+    operators: a 404 means "not visible yet" for 30 seconds from the first try's start (which a
+    reschedule keeps), and a read that fails transiently is repeated within the poke, with back-off,
+    until five in a row have failed.
 
     :param runway_task_id: The Runway task id (templated).
     :param family: ``"runway"`` for generate and extend tasks, ``"aleph"`` for Aleph tasks.
@@ -81,8 +89,7 @@ class RunwayTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.runway_retry_limit = runway_retry_limit
         self.runway_retry_delay = runway_retry_delay
-        self._first_read: float | None = None
-        self._seen = False
+        self._wait_state: WaitState | None = None
         if not is_templated(runway_task_id):
             check_task_id(runway_task_id, "runway_task_id")
 
@@ -92,68 +99,91 @@ class RunwayTaskSensor(BaseSensorOperator):
         return RunwayHook(self.runway_conn_id, retry_limit=self.runway_retry_limit, retry_delay=self.runway_retry_delay)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        task = self._read_task()
-        if task is None:
+        decision = self._read(context)
+        if not decision.finished:
             return PokeReturnValue(is_done=False)
-        self.log.info("Runway task %s is %s (%s)", task.task_id, task.status.value, task.raw_state)
-        if not task.is_terminal:
-            return PokeReturnValue(is_done=False)
-        return PokeReturnValue(is_done=True, xcom_value=self._result(task))
+        return PokeReturnValue(is_done=True, xcom_value=self._conclude(decision))
 
-    def _read_task(self) -> RunwayTask | None:
-        """The task, or ``None`` when this read failed in a way worth another poke."""
-        if self._first_read is None:
-            self._first_read = time.monotonic()
-        try:
-            task = self.hook.get_task(self.runway_task_id, self.family)
-        except RunwayNotFoundError as err:
-            # KIE may not show a task for a moment after creating it (same grace as the trigger).
-            if not self._seen and time.monotonic() - self._first_read < NOT_FOUND_GRACE_SECONDS:
-                self.log.info("Runway task %s is not visible yet (404); poking again", self.runway_task_id)
-                return None
-            raise AirflowFailException(f"Runway task {self.runway_task_id} was not found: {err}") from err
-        except RunwayGenerationError as err:
-            raise AirflowFailException(f"Runway task {self.runway_task_id} failed: {err}") from err
-        except RunwayError as err:
-            if err.retryable:
-                self.log.warning("Reading Runway task %s failed (%s); poking again", self.runway_task_id, err)
-                return None
-            raise AirflowFailException(f"Could not read Runway task {self.runway_task_id}: {err}") from err
-        self._seen = True
-        return task
+    def _read(self, context: Context) -> WaitDecision:
+        """Read the task and judge it; a failed read is repeated (with back-off) within this poke."""
+        if self._wait_state is None:
+            self._wait_state = WaitState(started_at=self._wait_started(context))
+        decision = wait_sync(
+            lambda: self.hook.get_task(self.runway_task_id, self.family),
+            self._policy(self._wait_state),
+            self._wait_state,
+            log=self.log,
+            until_pending=True,
+        )
+        self._wait_state = decision.state
+        if decision.task is not None and not decision.finished:
+            task = decision.task
+            self.log.info("Runway task %s is %s (%s)", task.task_id, task.status.value, task.raw_state)
+        return decision
 
-    def _result(self, task: RunwayTask) -> dict[str, Any]:
-        if task.status is TaskStatus.FAILED:
-            raise AirflowFailException(
-                f"Runway task {task.task_id} failed (fail code {task.fail_code or 'none'}): "
-                f"{task.fail_message or 'no reason given'}"
-            )
-        if task.expired:
-            raise AirflowFailException(
-                f"Runway task {task.task_id} succeeded but its files have expired (KIE keeps them 14 days)"
-            )
-        return task.to_dict()
+    def _policy(self, state: WaitState) -> WaitPolicy:
+        return WaitPolicy(
+            self.runway_task_id,
+            poll_interval=self.poke_interval,
+            deadline=state.started_at + self.timeout,
+            deadline_source=f"sensor timeout of {self.timeout:g} s",
+            retry_delay=self.runway_retry_delay,
+        )
+
+    def _wait_started(self, context: Context) -> float:
+        """When this wait began, Unix epoch seconds; the 404 grace and the sensor's timeout count from it.
+
+        In ``reschedule`` mode the first try's start, which Airflow keeps (the sensor object is new at
+        every poke); else this try's start.
+        """
+        ti = context.get("ti")
+        first = None
+        if ti is not None and self.reschedule:
+            if AIRFLOW_V_3_0_PLUS:
+                first = ti.get_first_reschedule_date(context)
+            else:  # what BaseSensorOperator.execute reads on Airflow 2.11
+                base = import_module("airflow.sensors.base")
+                first_try = (ti.max_tries or 0) - (self.retries or 0) + 1
+                first = base._orig_start_date(
+                    dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=first_try
+                )
+        started = _epoch(first) or _epoch(getattr(ti, "start_date", None))
+        return min(started, time.time()) if started is not None else time.time()
+
+    def _conclude(self, decision: WaitDecision) -> dict[str, Any]:
+        """The return value of a finished wait, or the failure it ended with."""
+        if decision.outcome is Outcome.DONE and decision.task is not None:
+            return decision.task.to_dict()
+        if decision.outcome is Outcome.TIMED_OUT:
+            raise AirflowSensorTimeout(decision.message)
+        if decision.retryable:
+            raise RunwayWaitError(decision.message)
+        raise AirflowFailException(decision.message)
 
     def execute(self, context: Context) -> Any:
+        self._wait_state = None  # one sensor object may run several tries in one process (dag.test)
         if not self.deferrable:
             return super().execute(context)
         with self._soft_fail_skips():
             first = self.poke(context)
         if first.is_done:
             return first.xcom_value
-        self._defer()
+        self._defer(self._wait_state or WaitState(started_at=time.time()))
         return None
 
-    def _defer(self) -> None:
+    def _defer(self, state: WaitState) -> None:
+        policy = self._policy(state)
         self.defer(
             trigger=RunwayTaskTrigger(
                 task_id=self.runway_task_id,
                 family=self.family.value,
                 runway_conn_id=self.runway_conn_id,
                 poll_interval=self.poke_interval,
-                end_time=time.time() + self.timeout,
+                end_time=policy.deadline,
                 retry_limit=self.runway_retry_limit,
                 retry_delay=self.runway_retry_delay,
+                deadline_source=policy.deadline_source,
+                wait_state=state.to_dict(),
             ),
             method_name="execute_complete",
             timeout=None,
@@ -162,7 +192,7 @@ class RunwayTaskSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         """Return the task on success; raise on failure, timeout or error (``soft_fail`` skips)."""
         with self._soft_fail_skips():
-            return self._complete(event)
+            return self._conclude(WaitDecision.from_event(event, self.runway_task_id))
 
     @contextmanager
     def _soft_fail_skips(self) -> Iterator[None]:
@@ -177,16 +207,3 @@ class RunwayTaskSensor(BaseSensorOperator):
             if self.soft_fail:
                 raise AirflowSkipException(str(err)) from err
             raise
-
-    def _complete(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        status = event.get("status")
-        message = str(event.get("message") or "")
-        task_dict = event.get("task")
-        task = RunwayTask.from_dict(task_dict) if isinstance(task_dict, Mapping) else None
-        if status in ("success", "failed") and task is not None and (task.is_terminal or task.expired):
-            return self._result(task)
-        if status == "failed":
-            raise AirflowFailException(message or f"Runway task {self.runway_task_id} failed")
-        if status == "timeout":
-            raise AirflowSensorTimeout(message or f"Runway task {self.runway_task_id} did not finish in time")
-        raise AirflowException(f"Waiting for Runway task {self.runway_task_id} failed: {message or event!r}")

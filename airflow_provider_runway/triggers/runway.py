@@ -4,30 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_runway.core.errors import (
-    RunwayError,
-    RunwayGenerationError,
-    RunwayNotFoundError,
-    RunwayRateLimitedError,
+from airflow_provider_runway.core.errors import RunwayError
+from airflow_provider_runway.core.results import RunwayTask, TaskFamily
+from airflow_provider_runway.core.wait import (
+    MAX_CONSECUTIVE_READ_ERRORS,
+    WaitDecision,
+    WaitPolicy,
+    WaitState,
+    log_decision,
 )
-from airflow_provider_runway.core.models import redact_url
-from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
-from airflow_provider_runway.hooks.runway import RunwayHook, backoff_delay
+from airflow_provider_runway.hooks.runway import RunwayHook
 
-#: How long a 404 right after creation is treated as "not visible yet" rather than an error.
-NOT_FOUND_GRACE_SECONDS = 30.0
-#: Least time between two INFO progress lines of one wait.
-PROGRESS_LOG_INTERVAL = 30.0
 #: Time a status read may take past the deadline (the last read happens at the deadline).
 DEADLINE_READ_GRACE = 10.0
-#: Longest pause between two polls after consecutive transient errors.
-MAX_ERROR_BACKOFF = 60.0
 
 
 class RunwayTaskTrigger(BaseTrigger):
@@ -39,20 +34,17 @@ class RunwayTaskTrigger(BaseTrigger):
     Airflow's async API, so nothing blocks the triggerer's event loop. The trigger only reads, so two
     triggerers running it at once (e.g. during a triggerer failover) are harmless.
 
-    Polling: the first read after ``first_poll_delay``, then one every ``poll_interval`` whatever the
-    state, so a finished task is noticed within one interval; a last read happens at the deadline.
-    Progress (state and elapsed seconds) is logged at INFO at most every 30 seconds.
+    Each status read is judged by :class:`~airflow_provider_runway.core.wait.WaitPolicy`, the rules
+    the synchronous wait and the sensor follow too: the first read after ``first_poll_delay``, then
+    one every ``poll_interval`` (a last one at the deadline); failed reads back off until
+    ``max_consecutive_errors`` in a row; a 404 is "not visible yet" for 30 seconds until the task was
+    seen. Progress is logged at INFO at most every 30 seconds.
 
-    Transient errors (429 honouring ``Retry-After``, 455, 5xx, timeouts, dropped connections,
-    malformed bodies) are retried inside the hook (``retry_limit``) and then, with back-off, by the
-    trigger itself until ``max_consecutive_errors`` polls in a row have failed. A 404 within
-    30 seconds of the trigger starting, before the task was ever seen, counts as "not visible yet"
-    (KIE may need a moment after creation); after that it ends the wait with an ``error`` event.
-
-    The single event is plain JSON: ``{"status", "task_id", "family", "task", "message"}`` where
-    ``status`` is ``success``, ``failed`` (remote failure, or a result whose files expired),
-    ``timeout`` (``end_time`` passed) or ``error`` (non-retryable API error such as 401 or 402, or
-    too many consecutive transient errors), and ``task`` is :meth:`RunwayTask.to_dict` or ``None``.
+    The single event is plain JSON: ``{"status", "task_id", "family", "task", "message", "retryable"}``
+    where ``status`` is ``success``, ``failed`` (remote failure, or a result whose files expired),
+    ``timeout`` (``end_time`` passed) or ``error`` (an API error such as 401 or 402, or too many
+    consecutive failed reads: then ``retryable`` is true), and ``task`` is :meth:`RunwayTask.to_dict`
+    or ``None``.
 
     :param task_id: The Runway task id to wait for.
     :param family: ``runway`` (generate and extend) or ``aleph``.
@@ -64,6 +56,10 @@ class RunwayTaskTrigger(BaseTrigger):
     :param retry_delay: Base of the exponential back-off, in seconds.
     :param max_consecutive_errors: Failed polls in a row that end the wait with an ``error`` event.
     :param first_poll_delay: Seconds before the first status read (a fresh task is rarely done at once).
+    :param deadline_source: What sets ``end_time`` (e.g. ``execution_timeout of 60 s``), named in the
+        timeout message.
+    :param wait_state: The wait's state so far (:meth:`WaitState.to_dict`), when it began before
+        deferring; a fresh wait starts when the trigger runs otherwise.
     """
 
     def __init__(
@@ -75,8 +71,10 @@ class RunwayTaskTrigger(BaseTrigger):
         end_time: float | None = None,
         retry_limit: int = 5,
         retry_delay: float = 1.0,
-        max_consecutive_errors: int = 10,
+        max_consecutive_errors: int = MAX_CONSECUTIVE_READ_ERRORS,
         first_poll_delay: float = 0.0,
+        deadline_source: str | None = None,
+        wait_state: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if poll_interval <= 0:
@@ -94,6 +92,8 @@ class RunwayTaskTrigger(BaseTrigger):
         self.retry_delay = float(retry_delay)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.first_poll_delay = max(0.0, float(first_poll_delay))
+        self.deadline_source = deadline_source
+        self.wait_state = None if wait_state is None else WaitState.from_dict(wait_state).to_dict()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's class path and keyword arguments."""
@@ -109,7 +109,20 @@ class RunwayTaskTrigger(BaseTrigger):
                 "retry_delay": self.retry_delay,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "first_poll_delay": self.first_poll_delay,
+                "deadline_source": self.deadline_source,
+                "wait_state": self.wait_state,
             },
+        )
+
+    def policy(self) -> WaitPolicy:
+        """The wait rules of this trigger."""
+        return WaitPolicy(
+            self.runway_task_id,
+            poll_interval=self.poll_interval,
+            deadline=self.end_time,
+            deadline_source=self.deadline_source,
+            retry_delay=self.retry_delay,
+            max_consecutive_errors=self.max_consecutive_errors,
         )
 
     def _hook(self) -> RunwayHook:
@@ -121,43 +134,27 @@ class RunwayTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task is terminal or the deadline passes, then yield exactly one event."""
+        policy = self.policy()
+        wait = _Wait(self, policy)
         try:
             async with self._hook() as hook:
-                event = await _Wait(self, hook).run()
-        except RunwayError as error:  # e.g. a connection without a key
-            event = self._event("error", None, f"Cannot wait for Runway task {self.runway_task_id}: {error}")
-        except Exception as error:  # a missing connection or a bug: fail the task with a message, not a hang
-            self.log.exception("Waiting for Runway task %s failed", self.runway_task_id)
-            event = self._event(
-                "error", None, f"Cannot wait for Runway task {self.runway_task_id}: {type(error).__name__}: {error}"
-            )
-        yield TriggerEvent(event)
-
-    def _event(self, status: str, task: RunwayTask | None, message: str) -> dict[str, Any]:
-        return {
-            "status": status,
-            "task_id": self.runway_task_id,
-            "family": self.family,
-            "task": task.to_dict() if task is not None else None,
-            "message": message,
-        }
+                decision = await wait.run(hook)
+        except Exception as error:  # a missing connection or key, or a bug: fail the task with a message, not a hang
+            if not isinstance(error, RunwayError):
+                self.log.exception("Waiting for Runway task %s failed", self.runway_task_id)
+            decision = policy.cannot_wait(wait.state, error)
+        yield TriggerEvent(decision.to_event(self.runway_task_id, self.family))
 
 
 class _Wait:
-    """The state of one wait: clock, error streak and the last task seen."""
+    """One wait of the trigger: the loop around :meth:`WaitPolicy.decide`."""
 
-    def __init__(self, trigger: RunwayTaskTrigger, hook: RunwayHook) -> None:
+    def __init__(self, trigger: RunwayTaskTrigger, policy: WaitPolicy) -> None:
         self.trigger = trigger
-        self.hook = hook
-        self.log = trigger.log
-        self.started = time.monotonic()
-        self.errors = 0
+        self.policy = policy
+        saved = trigger.wait_state
+        self.state = WaitState.from_dict(saved) if saved is not None else WaitState(started_at=time.time())
         self.last: RunwayTask | None = None
-        self.family = TaskFamily(trigger.family)
-        self.last_log = 0.0  # first progress line after PROGRESS_LOG_INTERVAL: short waits stay quiet
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
 
     def remaining(self) -> float:
         end_time = self.trigger.end_time
@@ -167,123 +164,37 @@ class _Wait:
         """Sleep ``seconds``, but never past the deadline (the last poll happens at the deadline)."""
         await asyncio.sleep(max(0.0, min(seconds, self.remaining())))
 
-    async def run(self) -> dict[str, Any]:
-        """Poll until an event; a read still retrying (Retry-After can be long) ends at the deadline plus a grace.
+    async def run(self, hook: RunwayHook) -> WaitDecision:
+        """Poll until a final decision; a read still retrying (Retry-After can be long) ends at deadline plus grace.
 
         One timer guards the whole wait rather than one per read: sleeps never pass the deadline,
         so it can only fire during a read, and thousands of waits keep the loop's timer heap small.
         """
         remaining = self.remaining()
         if remaining == float("inf"):
-            return await self.loop()
+            return await self.loop(hook)
         limit = max(remaining, 0.0) + DEADLINE_READ_GRACE
         try:
             timeout = getattr(asyncio, "timeout", None)
             if timeout is None:  # Python 3.10
-                return await asyncio.wait_for(self.loop(), timeout=limit)
+                return await asyncio.wait_for(self.loop(hook), timeout=limit)
             async with timeout(limit):
-                return await self.loop()
-        except asyncio.TimeoutError:
-            return self.timeout()  # the hook was still retrying when the deadline passed
+                return await self.loop(hook)
+        except asyncio.TimeoutError:  # the hook was still retrying when the deadline passed
+            return self.policy.timed_out(self.state, time.time(), self.last)
 
-    async def loop(self) -> dict[str, Any]:
-        await self.sleep(self.trigger.first_poll_delay)
+    async def loop(self, hook: RunwayHook) -> WaitDecision:
+        trigger = self.trigger
+        family = TaskFamily(trigger.family)
+        await self.sleep(trigger.first_poll_delay)
         while True:
-            event, pause = await self.poll()
-            if event is not None:
-                return event
-            if self.remaining() <= 0:
-                return self.timeout()
-            await self.sleep(pause)
-
-    async def read(self) -> RunwayTask:
-        return await self.hook.aget_task(self.trigger.runway_task_id, self.family)
-
-    async def poll(self) -> tuple[dict[str, Any] | None, float]:
-        """One status read: a final event, or ``None`` and the pause before the next read."""
-        trigger = self.trigger
-        try:
-            task = await self.read()
-        except RunwayNotFoundError as error:
-            if self.last is None and self.elapsed() < NOT_FOUND_GRACE_SECONDS:
-                self.log.info("Runway task %s is not visible yet (404); polling again", trigger.runway_task_id)
-                return None, trigger.poll_interval
-            return trigger._event("error", self.last, f"Runway task {trigger.runway_task_id} was not found: {error}"), 0
-        except RunwayGenerationError as error:
-            return trigger._event("failed", self.last, f"Runway task {trigger.runway_task_id} failed: {error}"), 0
-        except RunwayError as error:
-            return self.transient(error)
-        self.errors = 0
-        self.last = task
-        return self.judge(task), trigger.poll_interval
-
-    def transient(self, error: RunwayError) -> tuple[dict[str, Any] | None, float]:
-        trigger = self.trigger
-        if not error.retryable:
-            return trigger._event(
-                "error", self.last, f"Reading Runway task {trigger.runway_task_id} failed: {error}"
-            ), 0
-        self.errors += 1
-        if self.errors >= trigger.max_consecutive_errors:
-            message = (
-                f"Gave up on Runway task {trigger.runway_task_id} after {self.errors} consecutive failed status reads; "
-                f"last error: {error}"
-            )
-            return trigger._event("error", self.last, message), 0
-        retry_after = error.retry_after if isinstance(error, RunwayRateLimitedError) else None
-        pause = max(
-            trigger.poll_interval,
-            backoff_delay(self.errors, trigger.retry_delay, retry_after, cap=MAX_ERROR_BACKOFF),
-        )
-        self.log.warning(
-            "Reading Runway task %s failed (%d of %d in a row): %s; polling again in %.1f s",
-            trigger.runway_task_id,
-            self.errors,
-            trigger.max_consecutive_errors,
-            error,
-            pause,
-        )
-        return None, pause
-
-    def judge(self, task: RunwayTask) -> dict[str, Any] | None:
-        trigger = self.trigger
-        if task.status is TaskStatus.SUCCEEDED:
-            if task.expired:
-                message = (
-                    f"Runway task {trigger.runway_task_id} succeeded but its result has expired "
-                    "(KIE deletes files after 14 days); the video can no longer be fetched"
-                )
-                return trigger._event("failed", task, message)
-            succeeded = f"Runway task {trigger.runway_task_id} succeeded: {redact_url(task.video_url or '')}"
-            return trigger._event("success", task, succeeded)
-        if task.status is TaskStatus.FAILED:
-            message = (
-                f"Runway task {trigger.runway_task_id} failed (fail code {task.fail_code or 'none'}): "
-                f"{task.fail_message or 'no reason given'}"
-            )
-            return trigger._event("failed", task, message)
-        self.progress(task)
-        return None
-
-    def progress(self, task: RunwayTask) -> None:
-        if self.elapsed() - self.last_log < PROGRESS_LOG_INTERVAL:
-            return
-        self.last_log = self.elapsed()
-        self.log.info(
-            "Runway task %s is %s (%s) after %.0f s",
-            self.trigger.runway_task_id,
-            task.status.value,
-            task.raw_state or "no state",
-            self.elapsed(),
-        )
-
-    def timeout(self) -> dict[str, Any]:
-        trigger = self.trigger
-        deadline = datetime.fromtimestamp(trigger.end_time or time.time(), tz=timezone.utc).isoformat()
-        state = self.last.status.value if self.last is not None else "unknown"
-        message = (
-            f"Runway task {trigger.runway_task_id} did not finish before the deadline {deadline}: "
-            f"waited {self.elapsed():.0f} s in this trigger, last state {state}. "
-            "The remote task continues; KIE has no cancel endpoint."
-        )
-        return trigger._event("timeout", self.last, message)
+            try:
+                read: RunwayTask | RunwayError = await hook.aget_task(trigger.runway_task_id, family)
+            except RunwayError as error:
+                read = error
+            decision = self.policy.decide(read, self.state, time.time())
+            log_decision(trigger.log, decision)
+            self.state, self.last = decision.state, decision.task or self.last
+            if decision.finished:
+                return decision if decision.task is not None else replace(decision, task=self.last)
+            await self.sleep(decision.delay)

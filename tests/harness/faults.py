@@ -853,7 +853,7 @@ def permanent_outage_sync(h: Harness, result: ScenarioResult) -> None:
     """
     from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
-    from airflow_provider_runway.operators.runway import MAX_CONSECUTIVE_POLL_ERRORS
+    from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
 
     retries = 2
     h.sim.inject_fault("record-detail", "http500", fraction=1.0)
@@ -865,7 +865,7 @@ def permanent_outage_sync(h: Harness, result: ScenarioResult) -> None:
         else:
             result.problems.append(f"operator {index}: {type(outcome).__name__}: {str(outcome)[:160]}")
     result.creations, result.expected_creations = h.creations(), h.tasks
-    h.bound(result, "record-detail", h.tasks * (retries + 1) * MAX_CONSECUTIVE_POLL_ERRORS, exact=True)
+    h.bound(result, "record-detail", h.tasks * (retries + 1) * MAX_CONSECUTIVE_READ_ERRORS, exact=True)
     if h.requests("generate") != h.tasks:
         result.problems.append(f"{h.requests('generate')} generate requests, {h.tasks} expected")
     result.request_bound += f", generate={h.tasks}"

@@ -405,3 +405,34 @@ def test_retry_after_remote_failure_creates_a_new_task_when_opted_in(
     states = {task["task_id"]: task["state"] for task in runway_conn.tasks()}
     assert states[xcom(dr, "gen", "task_id")] == "success"
     assert sorted(states.values()) == ["fail", "success"]
+
+
+def test_deferred_task_ends_at_its_execution_timeout(
+    runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any, failures: Any
+) -> None:
+    """While deferred, execution_timeout (3 s here) ends the wait even when ``timeout`` (30 min) is far away."""
+    import time
+
+    runway_conn.configure(generating_seconds=600.0)  # a slow generation
+    with new_dag("exec_timeout") as dag:
+        RunwayGenerateOperator(
+            task_id="gen",
+            on_failure_callback=failures[0],
+            prompt="x",
+            deferrable=True,
+            timeout=timedelta(minutes=30),
+            execution_timeout=timedelta(seconds=3),
+            poll_interval=0.2,
+        )
+    started = time.monotonic()
+    dr = run_dag(dag)
+    elapsed = time.monotonic() - started
+    print(f"deferred task with execution_timeout=3s, timeout=30min ended after {elapsed:.1f} s")
+    assert ti_states(dr)["gen"][0] == "failed"
+    task_id = xcom(dr, "gen", "runway_task_id")
+    assert runway_conn.task_info(task_id)["state"] == "generating"
+    assert len(failures[1]) == 1
+    assert failures[1][0].startswith(f"RunwayTaskTimeoutError: Runway task {task_id} did not finish within the ")
+    assert "execution_timeout of 3 s" in failures[1][0]
+    # Ended by execution_timeout, not by the 30-minute timeout: one read per poll for about 3 s.
+    assert runway_conn.counters()["requests"]["record-detail"] <= 3 / 0.2 + 2

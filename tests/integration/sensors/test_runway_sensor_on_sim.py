@@ -108,3 +108,43 @@ def test_sensor_timeout(mode: dict[str, Any], runway_conn: Any, run_dag: Any, ti
     assert ti_states(dr)["wait"][0] == "failed"
     assert len(failures[1]) == 1
     assert failures[1][0].startswith("AirflowSensorTimeout")
+
+
+@pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS,
+    reason="Airflow 3.0's Task SDK client returns the first reschedule date unparsed: any reschedule sensor fails",
+)
+def test_reschedule_sensor_on_an_unknown_task_fails_after_the_grace(
+    runway_conn: Any, run_dag: Any, ti_states: Any, failures: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each reschedule is a new sensor object; the 404 grace still counts from the first try's start.
+
+    Before, the grace lived in the sensor's attributes, so a mistyped id was polled until the sensor's
+    timeout. Here the timeout is 10 minutes and the grace 6 s: the sensor must fail as "not found",
+    after a few reschedules, within the grace plus one poke.
+    """
+    import time
+
+    from airflow_provider_runway.core import wait as wait_module
+
+    grace, poke = 6.0, 1.0  # the grace counts from the try's start, so it includes the task's start-up
+    monkeypatch.setattr(wait_module, "NOT_FOUND_GRACE_SECONDS", grace)
+    with DAG(f"sensor_unknown_{next(_ids)}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        RunwayTaskSensor(
+            task_id="wait",
+            runway_task_id="never-created-0123",
+            mode="reschedule",
+            poke_interval=poke,
+            timeout=600,
+            on_failure_callback=failures[0],
+        )
+    started = time.monotonic()
+    dr = run_dag(dag)
+    elapsed = time.monotonic() - started
+    print(f"reschedule sensor on an unknown id failed after {elapsed:.1f} s (grace {grace} s, poke {poke} s)")
+    assert ti_states(dr)["wait"][0] == "failed"
+    assert failures[1] == [failures[1][0]] and failures[1][0].startswith("AirflowFailException: Runway task")
+    assert "never-created-0123 was not found" in failures[1][0]
+    assert reschedules(dr, "wait") >= 2  # it really was rescheduled, and still remembered when it began
+    reads = runway_conn.counters()["requests"]["record-detail"]
+    assert reads <= grace / poke + 2  # within the grace plus one poke: no poke past the grace but the last

@@ -116,9 +116,9 @@ def test_wrong_key_is_an_error(sim):
 
 
 def test_unknown_task_errors_after_grace(sim, monkeypatch):
-    from airflow_provider_runway.triggers import runway as trigger_module
+    from airflow_provider_runway.core import wait as wait_module
 
-    monkeypatch.setattr(trigger_module, "NOT_FOUND_GRACE_SECONDS", 0.3)
+    monkeypatch.setattr(wait_module, "NOT_FOUND_GRACE_SECONDS", 0.3)
     started = time.monotonic()
     event = run_trigger(task_id="never-created")
     assert event["status"] == "error" and "not found" in event["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -9,6 +10,7 @@ from unittest import mock
 import pytest
 
 from airflow_provider_runway.core import RunwayTask, TaskFamily, TaskStatus, ValidationLimits
+from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.operators import _resumable
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
 
@@ -112,6 +114,9 @@ def hook() -> mock.MagicMock:
     fake.get_validation_limits.return_value = ValidationLimits()
     fake.create_task.return_value = "task-1"
     fake.get_task.return_value = build_task()
+    fake.retry_delay = 0.0
+    # The real wait loop over the faked reads.
+    fake.wait_for_task.side_effect = functools.partial(RunwayHook.wait_for_task, fake)
     return fake
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
 
@@ -22,7 +22,10 @@ from airflow_provider_runway.core import (
     TaskFamily,
     TaskStatus,
 )
+from airflow_provider_runway.core import wait as wait_module
+from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
 from airflow_provider_runway.operators import download as download_module
+from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators.runway import (
     RESULT_KEYS,
     RunwayAlephOperator,
@@ -225,7 +228,8 @@ def test_expired_result_says_so(hook: mock.MagicMock, context: dict[str, Any], m
 def test_timeout_names_task_id_and_time_waited(hook: mock.MagicMock, context: dict[str, Any], make_task: Any) -> None:
     hook.get_task.return_value = make_task(status=TaskStatus.PENDING)
     op = attach(generate(timeout=0.05, poll_interval=0.01), hook)
-    with pytest.raises(RunwayTaskTimeoutError, match=r"task-1 did not finish within 0.05 s \(waited \d+\.\d s\)"):
+    expected = r"task-1 did not finish within the timeout of 0.05 s .*waited \d+\.\d s"
+    with pytest.raises(RunwayTaskTimeoutError, match=expected):
         op.execute(context)
     assert hook.get_task.call_count >= 2
 
@@ -239,9 +243,10 @@ def test_transient_read_errors_are_survived(hook: mock.MagicMock, context: dict[
 
 def test_too_many_consecutive_read_errors_end_the_wait(hook: mock.MagicMock, context: dict[str, Any]) -> None:
     hook.get_task.side_effect = RunwayUnavailableError("down", code=500)
-    with pytest.raises(AirflowException, match="Could not read Runway task task-1"):
+    with pytest.raises(AirflowException, match="Could not read Runway task task-1: gave up after 5") as err:
         attach(generate(), hook).execute(context)
-    assert hook.get_task.call_count == 3
+    assert not isinstance(err.value, AirflowFailException)  # a retry attaches to the same task
+    assert hook.get_task.call_count == MAX_CONSECUTIVE_READ_ERRORS
 
 
 def test_not_found_right_after_create_is_polled_again(
@@ -282,7 +287,6 @@ def test_non_retryable_read_error_ends_the_wait_at_once(hook: mock.MagicMock, co
         RunwayRequestRejectedError("image unreachable", code=451),
         RunwayRequestRejectedError("disabled", code=505),
         RunwayCreateUncertainError("sent but no answer"),
-        RunwayTransportError("read timeout", request_sent=True),
     ],
 )
 def test_final_create_errors_fail_without_retry(
@@ -402,6 +406,32 @@ def test_deferrable_defers_with_the_right_trigger(
     hook.get_task.assert_not_called()
 
 
+@pytest.mark.parametrize("has_start_date", [True, False], ids=["start_date", "no-start_date"])
+def test_execution_timeout_caps_the_triggers_deadline(
+    has_start_date: bool, hook: mock.MagicMock, context: dict[str, Any], make_task: Any
+) -> None:
+    import time
+
+    started = time.time() - 10
+    context["ti"].start_date = datetime.fromtimestamp(started, tz=timezone.utc) if has_start_date else None
+    op = attach(generate(deferrable=True, timeout=1800, execution_timeout=timedelta(seconds=60)), hook)
+    with pytest.raises(TaskDeferred) as exc:
+        op.execute(context)
+    kwargs = exc.value.trigger.serialize()[1]
+    assert kwargs["deadline_source"] == "execution_timeout of 60 s"
+    # Airflow 2 ends the wait a little early (a tenth of execution_timeout, at most 5 s) so it can report why.
+    reserve = 0 if AIRFLOW_V_3_0_PLUS else 5
+    if has_start_date:
+        assert kwargs["end_time"] == pytest.approx(started + 60 - reserve)
+    else:  # counted from the start of execute()
+        assert time.time() + 60 - reserve - 5 <= kwargs["end_time"] <= time.time() + 60 - reserve
+    hook.get_task.return_value = make_task(status=TaskStatus.RUNNING)  # the retry reattaches to the task
+    op = attach(generate(deferrable=True, timeout=30, execution_timeout=timedelta(seconds=60)), hook)
+    with pytest.raises(TaskDeferred) as exc:
+        op.execute(context)
+    assert exc.value.trigger.serialize()[1]["deadline_source"] == "timeout of 30 s"
+
+
 def event(status: str, task: Any = None, message: str = "") -> dict[str, Any]:
     return {
         "status": status,
@@ -444,9 +474,12 @@ def test_execute_complete_timeout(hook: mock.MagicMock, context: dict[str, Any],
 
 
 def test_execute_complete_error(hook: mock.MagicMock, context: dict[str, Any]) -> None:
+    retryable = {**event("error", None, "too many errors"), "retryable": True}
     with pytest.raises(AirflowException, match="too many errors") as err:
-        attach(generate(), hook).execute_complete(context, event("error", None, "too many errors"))
+        attach(generate(), hook).execute_complete(context, retryable)
     assert not isinstance(err.value, AirflowFailException)
+    with pytest.raises(AirflowFailException, match="bad key"):
+        attach(generate(), hook).execute_complete(context, event("error", None, "bad key"))
 
 
 # -- download_to, on_kill, link, mapping ---------------------------------------------------------
@@ -544,28 +577,23 @@ class FakeClock:
 def test_progress_is_logged_at_most_every_30_seconds(
     hook: mock.MagicMock, context: dict[str, Any], make_task: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_runway.operators import runway as module
-
     clock = FakeClock()
-    monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(wait_module, "time", clock)
     hook.get_task.side_effect = [make_task(status=TaskStatus.RUNNING)] * 10 + [make_task()]
-    op = attach(generate(poll_interval=10), hook)
-    with mock.patch.object(type(op), "log", new_callable=mock.PropertyMock) as log:
-        op.execute(context)
-    progress = [c.args for c in log.return_value.info.call_args_list if "waited" in c.args[0]]
-    assert [args[-1] for args in progress] == [0, 30, 60, 90]
+    attach(generate(poll_interval=10), hook).execute(context)
+    progress = [c.args[1] for c in hook.log.info.call_args_list if " is running " in c.args[1]]
+    assert progress == [f"Runway task task-1 is running (running) after {s} s" for s in (30, 60, 90)]
     assert clock.sleeps == [10] * 10
 
 
 def test_sync_wait_sleeps_no_longer_than_the_deadline(
     hook: mock.MagicMock, context: dict[str, Any], make_task: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from airflow_provider_runway.operators import runway as module
-
     clock = FakeClock()
-    monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(wait_module, "time", clock)
+    monkeypatch.setattr(operator_module, "time", clock)
     hook.get_task.return_value = make_task(status=TaskStatus.PENDING)
-    with pytest.raises(RunwayTaskTimeoutError, match=r"within 25 s \(waited 25.0 s\)"):
+    with pytest.raises(RunwayTaskTimeoutError, match=r"within the timeout of 25 s .*: waited 25.0 s"):
         attach(generate(poll_interval=10, timeout=25), hook).execute(context)
     assert clock.sleeps == [10, 10, 5]
     assert hook.get_task.call_count == 4

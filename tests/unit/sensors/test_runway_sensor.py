@@ -43,6 +43,7 @@ def sensor(hook: mock.MagicMock, **kwargs: Any) -> RunwayTaskSensor:
     kwargs.setdefault("task_id", "wait")
     kwargs.setdefault("runway_task_id", "t1")
     kwargs.setdefault("poke_interval", 0.01)
+    kwargs.setdefault("runway_retry_delay", 0.0)
     op = RunwayTaskSensor(**kwargs)
     op.hook = hook  # type: ignore[misc]
     return op
@@ -72,9 +73,18 @@ def test_poke_pending_then_done(hook: mock.MagicMock) -> None:
     assert done.xcom_value["state"] == "succeeded"
 
 
-def test_poke_transient_error_keeps_poking(hook: mock.MagicMock) -> None:
-    hook.get_task.side_effect = RunwayUnavailableError("down", code=500)
+def test_poke_transient_error_is_read_again_within_the_poke(hook: mock.MagicMock) -> None:
+    down = RunwayUnavailableError("down", code=500)
+    hook.get_task.side_effect = [down, down, task(TaskStatus.RUNNING)]
     assert not sensor(hook).poke({})
+    assert hook.get_task.call_count == 3
+
+
+def test_poke_gives_up_after_consecutive_transient_errors(hook: mock.MagicMock) -> None:
+    hook.get_task.side_effect = RunwayUnavailableError("down", code=500)
+    with pytest.raises(AirflowException, match="gave up after 5 consecutive failed status reads") as err:
+        sensor(hook).poke({})
+    assert not isinstance(err.value, AirflowFailException)  # a retry may read the task again
 
 
 def test_poke_non_retryable_error_fails(hook: mock.MagicMock) -> None:

@@ -10,6 +10,7 @@ import time
 import pytest
 from airflow.triggers.base import TriggerEvent
 
+from airflow_provider_runway.core import wait as wait_module
 from airflow_provider_runway.core.errors import (
     RunwayAuthError,
     RunwayInsufficientCreditsError,
@@ -20,6 +21,7 @@ from airflow_provider_runway.core.errors import (
     RunwayUnavailableError,
 )
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
+from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
 from airflow_provider_runway.triggers import runway as trigger_module
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from tests.unit.hooks.aiohttp_compat import mock_aiohttp
@@ -84,7 +86,7 @@ async def only_event(trigger: RunwayTaskTrigger) -> dict:
     assert len(produced) == 1
     payload = produced[0].payload
     assert json.loads(json.dumps(payload)) == payload  # plain JSON
-    assert set(payload) == {"status", "task_id", "family", "task", "message"}
+    assert set(payload) == {"status", "task_id", "family", "task", "message", "retryable"}
     return payload
 
 
@@ -103,6 +105,8 @@ class TestSerialize:
             retry_delay=0.5,
             max_consecutive_errors=4,
             first_poll_delay=3,
+            deadline_source="execution_timeout of 60 s",
+            wait_state={"started_at": 1_899_999_990.0, "seen": False, "errors": 1},
         )
         classpath, kwargs = trigger.serialize()
         assert classpath == CLASSPATH
@@ -116,6 +120,14 @@ class TestSerialize:
             "retry_delay": 0.5,
             "max_consecutive_errors": 4,
             "first_poll_delay": 3.0,
+            "deadline_source": "execution_timeout of 60 s",
+            "wait_state": {
+                "started_at": 1_899_999_990.0,
+                "seen": False,
+                "errors": 1,
+                "last_state": None,
+                "last_log": None,
+            },
         }
         assert json.loads(json.dumps(kwargs)) == kwargs
         assert RunwayTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
@@ -134,7 +146,8 @@ class TestSerialize:
     def test_older_kwargs_still_load(self):
         old = {"task_id": "t-1", "family": "runway", "runway_conn_id": "runway_default", "poll_interval": 5.0}
         _, kwargs = RunwayTaskTrigger(**old).serialize()
-        assert kwargs["end_time"] is None and kwargs["max_consecutive_errors"] == 10 and kwargs["first_poll_delay"] == 0
+        assert kwargs["end_time"] is None and kwargs["first_poll_delay"] == 0
+        assert kwargs["max_consecutive_errors"] == MAX_CONSECUTIVE_READ_ERRORS
 
     def test_family_enum_serialises_as_text(self):
         _, kwargs = RunwayTaskTrigger(task_id="t-1", family=TaskFamily.ALEPH).serialize()
@@ -213,7 +226,7 @@ async def test_timeout(monkeypatch):
     hook = FakeHook(RUNNING)
     event = await only_event(make_trigger(monkeypatch, hook, end_time=time.time() + 0.1))
     assert event["status"] == "timeout"
-    assert "t-1" in event["message"] and "waited" in event["message"] and " s " in event["message"]
+    assert re.search(r"t-1 did not finish before the deadline .*: waited \d+\.\d s", event["message"])
     assert event["task"]["state"] == "running"
 
 
@@ -294,7 +307,7 @@ async def test_not_found_right_after_create_is_retried(monkeypatch):
 
 @pytest.mark.asyncio
 async def test_not_found_after_the_grace_period_is_an_error(monkeypatch):
-    monkeypatch.setattr(trigger_module, "NOT_FOUND_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(wait_module, "NOT_FOUND_GRACE_SECONDS", 0.0)
     event = await only_event(make_trigger(monkeypatch, FakeHook(RunwayNotFoundError("task not found", code=404))))
     assert event["status"] == "error" and "not found" in event["message"]
 
@@ -327,7 +340,7 @@ async def test_poll_schedule_and_retry_after(monkeypatch):
 @pytest.mark.asyncio
 @pytest.mark.parametrize(("interval", "lines"), [(1000.0, 0), (0.0, 5)])
 async def test_progress_lines_are_rate_limited(monkeypatch, capfd, interval, lines):
-    monkeypatch.setattr(trigger_module, "PROGRESS_LOG_INTERVAL", interval)
+    monkeypatch.setattr(wait_module, "PROGRESS_LOG_INTERVAL", interval)
     hook = FakeHook(RUNNING, RUNNING, RUNNING, RUNNING, RUNNING, SUCCESS)
     await only_event(make_trigger(monkeypatch, hook))
     out, err = capfd.readouterr()
