@@ -159,8 +159,10 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     :param timeout: How long to wait for the task, in seconds or as a timedelta; the default suits the
         family (30 minutes for Runway, 60 for Aleph). A timeout fails this try; a retry attaches to the
         same Runway task and waits again, without paying twice.
-    :param runway_retry_limit: Retries of one HTTP call on transient errors (429, 455, 5xx, timeouts).
-    :param runway_retry_delay: Initial delay between those retries, in seconds.
+    :param runway_retry_limit: Retries of one HTTP call on transient errors (429, 455, 5xx, timeouts);
+        ``None`` (the default) uses the connection's ``retry_limit`` extra, else 5.
+    :param runway_retry_delay: Initial delay between those retries, in seconds; ``None`` (the default)
+        uses the connection's ``retry_delay`` extra, else 1.
     :param download_to: Folder or object-storage URL (templated). When set and the task succeeded,
         the video and thumbnail are copied there and their paths added to the return value.
     :param retry_remote_failures: A failed generation ends the task without retries by default, since
@@ -185,8 +187,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 5.0,
         timeout: float | timedelta | None = None,
-        runway_retry_limit: int = 5,
-        runway_retry_delay: float = 1.0,
+        runway_retry_limit: int | None = None,
+        runway_retry_delay: float | None = None,
         download_to: str | ObjectStoragePath | None = None,
         retry_remote_failures: bool = False,
         multiple_outputs: bool = True,

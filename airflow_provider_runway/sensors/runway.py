@@ -61,8 +61,10 @@ class RunwayTaskSensor(BaseSensorOperator):
     :param poke_interval: Seconds between status reads, in every mode (the trigger's poll interval
         when deferrable). ``timeout`` (from :class:`BaseSensorOperator`) becomes the trigger's absolute
         deadline when deferrable.
-    :param runway_retry_limit: Retries of one status read on transient errors.
-    :param runway_retry_delay: Initial delay between those retries, in seconds.
+    :param runway_retry_limit: Retries of one status read on transient errors; ``None`` (the default)
+        uses the connection's ``retry_limit`` extra, else 5.
+    :param runway_retry_delay: Initial delay between those retries, in seconds; ``None`` (the default)
+        uses the connection's ``retry_delay`` extra, else 1.
     """
 
     template_fields: Sequence[str] = ("runway_task_id", "runway_conn_id")
@@ -77,8 +79,8 @@ class RunwayTaskSensor(BaseSensorOperator):
         runway_conn_id: str = "runway_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: float | timedelta = 30,
-        runway_retry_limit: int = 5,
-        runway_retry_delay: float = 1.0,
+        runway_retry_limit: int | None = None,
+        runway_retry_delay: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)

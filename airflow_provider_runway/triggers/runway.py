@@ -52,8 +52,8 @@ class RunwayTaskTrigger(BaseTrigger):
     :param poll_interval: Seconds between two status reads.
     :param end_time: Absolute deadline, Unix epoch seconds; ``None`` waits without limit. Absolute, so
         a triggerer restart does not restart the clock.
-    :param retry_limit: Retries of one status read inside the hook.
-    :param retry_delay: Base of the exponential back-off, in seconds.
+    :param retry_limit: Retries of one status read inside the hook; ``None`` uses the connection's setting.
+    :param retry_delay: Base of the exponential back-off, in seconds; ``None`` uses the connection's setting.
     :param max_consecutive_errors: Failed polls in a row that end the wait with an ``error`` event.
     :param first_poll_delay: Seconds before the first status read (a fresh task is rarely done at once).
     :param deadline_source: What sets ``end_time`` (e.g. ``execution_timeout of 60 s``), named in the
@@ -69,8 +69,8 @@ class RunwayTaskTrigger(BaseTrigger):
         runway_conn_id: str = "runway_default",
         poll_interval: float = 5.0,
         end_time: float | None = None,
-        retry_limit: int = 5,
-        retry_delay: float = 1.0,
+        retry_limit: int | None = None,
+        retry_delay: float | None = None,
         max_consecutive_errors: int = MAX_CONSECUTIVE_READ_ERRORS,
         first_poll_delay: float = 0.0,
         deadline_source: str | None = None,
@@ -88,8 +88,8 @@ class RunwayTaskTrigger(BaseTrigger):
         self.runway_conn_id = runway_conn_id
         self.poll_interval = float(poll_interval)
         self.end_time = None if end_time is None else float(end_time)
-        self.retry_limit = int(retry_limit)
-        self.retry_delay = float(retry_delay)
+        self.retry_limit = None if retry_limit is None else int(retry_limit)
+        self.retry_delay = None if retry_delay is None else float(retry_delay)
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.first_poll_delay = max(0.0, float(first_poll_delay))
         self.deadline_source = deadline_source
