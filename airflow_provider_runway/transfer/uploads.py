@@ -163,6 +163,16 @@ def _scheme_of(value: Any) -> str | None:
     return found.group(1).lower() if found else None
 
 
+#: fsspec protocols that are network transfers rather than object stores; their URLs are mistakes here.
+_NOT_STORAGE = frozenset({"ftp", "ftps", "sftp", "ssh", "smb", "data", "http", "https", "git", "github"})
+
+
+def _is_storage_scheme(scheme: str | None) -> bool:
+    import fsspec
+
+    return scheme not in _NOT_STORAGE and scheme in fsspec.available_protocols()
+
+
 @dataclass(frozen=True)
 class InputSource:
     """A file to upload: a local path or an ``ObjectStoragePath``, with its size when known."""
@@ -229,9 +239,7 @@ def as_input_source(value: Any, field: str = "source") -> InputSource:
         target = Path(unquote(parts.path))
         location = str(target)
     else:
-        import fsspec
-
-        if scheme not in fsspec.available_protocols():
+        if not _is_storage_scheme(scheme):
             raise RunwayParameterError(
                 field, redact_url(value), f"unknown storage scheme {scheme!r}; must be {ALLOWED_INPUTS}"
             )
@@ -281,9 +289,7 @@ def is_upload_input(value: Any, field: str) -> bool:
         return True
     if scheme in ("http", "https"):
         return False
-    import fsspec
-
-    if scheme != "file" and scheme not in fsspec.available_protocols():
+    if scheme != "file" and not _is_storage_scheme(scheme):
         raise RunwayParameterError(
             field, redact_url(value), f"unknown storage scheme {scheme!r}; must be {ALLOWED_INPUTS}"
         )
@@ -437,8 +443,11 @@ def prepare_upload(
     mime, extension = _mime_and_extension(source.name, head)
     if field is not None and field in INPUT_FIELDS:
         kind = INPUT_FIELDS[field][1]
-        if mime.split("/")[0] in ("image", "video") and not mime.startswith(f"{kind}/"):
-            raise RunwayParameterError(field, source.location, f"must be an {kind}; the file is {mime}")
+        sniffed = sniff_mime_type(head)
+        # The bytes decide, not the name: a templated path must not send any other file to a public host.
+        if sniffed is None or not sniffed.startswith(f"{kind}/"):
+            shown = sniffed or "not a PNG, JPEG, WebP, GIF, MP4, MOV or WebM file"
+            raise RunwayParameterError(field, source.location, f"must be an {kind}; the file is {shown}")
     name = check_file_name(file_name) if file_name is not None else f"{digest.hexdigest()}{extension}"
     return PreparedUpload(source=source, size=size, sha256=digest.hexdigest(), file_name=name, mime_type=mime)
 
