@@ -55,7 +55,13 @@ from airflow_provider_runway.links.runway import (
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
 )
-from airflow_provider_runway.transfer.uploads import INPUT_FIELDS, InputSource, is_upload_input, resolve_input
+from airflow_provider_runway.transfer.uploads import (
+    INPUT_FIELDS,
+    InputSource,
+    check_input_kind,
+    is_upload_input,
+    resolve_input,
+)
 from airflow_provider_runway.triggers.runway import NOT_FOUND_GRACE_SECONDS, RunwayTaskTrigger
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS, storable_result
 
@@ -249,6 +255,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 if is_upload_input(values[name], name):
                     source = resolve_input(values[name], name, limits=self.hook.get_upload_limits())
                     if isinstance(source, InputSource):
+                        check_input_kind(source, name)
                         uploads[name], values[name] = source, _PLACEHOLDERS[name]  # replaced once uploaded
             request = self.request_class(**values, limits=limits)
         except RunwayParameterError as err:

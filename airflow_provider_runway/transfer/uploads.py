@@ -381,6 +381,31 @@ def sniff_mime_type(head: bytes) -> str | None:
     return None
 
 
+def _check_kind(head: bytes, field: str, location: str) -> None:
+    kind = INPUT_FIELDS[field][1]
+    sniffed = sniff_mime_type(head)
+    # The bytes decide, not the name: a templated path must not send any other file to a public host.
+    if sniffed is None or not sniffed.startswith(f"{kind}/"):
+        shown = sniffed or "not a PNG, JPEG, WebP, GIF, MP4, MOV or WebM file"
+        raise RunwayParameterError(field, location, f"must be an {kind}; the file is {shown}")
+
+
+def check_input_kind(source: InputSource, field: str) -> None:
+    """Read the first bytes of ``source``: they must show an image or a video, as ``field`` takes.
+
+    :raises RunwayParameterError: naming ``field``, for a file of another kind or not a media file at all.
+    """
+    _kind(field)
+    try:
+        with source.open() as stream:
+            head = bytes(stream.read(64))
+    except OSError as error:
+        raise RunwayParameterError(
+            field, source.location, f"could not be read: {type(error).__name__}: {truncate(str(error), 200)}"
+        ) from None
+    _check_kind(head, field, source.location)
+
+
 def _mime_and_extension(original_name: str, head: bytes) -> tuple[str, str]:
     suffix = PurePosixPath(original_name).suffix.lower()
     suffix = suffix if _SAFE_EXTENSION.fullmatch(suffix) else ""
@@ -442,12 +467,7 @@ def prepare_upload(
         raise RunwayParameterError(label, source.location, "the file is empty")
     mime, extension = _mime_and_extension(source.name, head)
     if field is not None and field in INPUT_FIELDS:
-        kind = INPUT_FIELDS[field][1]
-        sniffed = sniff_mime_type(head)
-        # The bytes decide, not the name: a templated path must not send any other file to a public host.
-        if sniffed is None or not sniffed.startswith(f"{kind}/"):
-            shown = sniffed or "not a PNG, JPEG, WebP, GIF, MP4, MOV or WebM file"
-            raise RunwayParameterError(field, source.location, f"must be an {kind}; the file is {shown}")
+        _check_kind(head, field, source.location)
     name = check_file_name(file_name) if file_name is not None else f"{digest.hexdigest()}{extension}"
     return PreparedUpload(source=source, size=size, sha256=digest.hexdigest(), file_name=name, mime_type=mime)
 

@@ -231,3 +231,25 @@ def test_a_transient_upload_failure_is_left_to_airflow_retries(tmp_path: Path) -
     with pytest.raises(RunwayUnavailableError):
         op.submit_job({"ti": mock.MagicMock()})
     hook.create_task.assert_not_called()
+
+
+def test_an_input_that_is_not_media_stops_everything_before_any_upload(tmp_path: Path) -> None:
+    (tmp_path / "in.mp4").write_bytes(MP4)
+    (tmp_path / "notes.png").write_bytes(b"not an image at all")
+    op = RunwayAlephOperator(
+        task_id="aleph", prompt="night", video_url=str(tmp_path / "in.mp4"), reference_image=str(tmp_path / "notes.png")
+    )
+    op.hook = hook = _hook()
+    with pytest.raises(AirflowFailException, match=r"reference_image.*must be an image"):
+        op.build_request(hook.get_validation_limits())
+    hook.upload_file.assert_not_called()
+    hook.create_task.assert_not_called()
+
+
+def test_a_video_given_as_an_image_is_refused_before_any_upload(tmp_path: Path) -> None:
+    (tmp_path / "clip.png").write_bytes(MP4)
+    op = RunwayGenerateOperator(task_id="gen", prompt="p", image_url=str(tmp_path / "clip.png"))
+    op.hook = hook = _hook()
+    with pytest.raises(AirflowFailException, match=r"image_url.*must be an image; the file is video/mp4"):
+        op.build_request(hook.get_validation_limits())
+    hook.upload_file.assert_not_called()
