@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath
 
 from airflow_provider_runway.core.wire import RUNWAY_RECORD_DETAIL_PATH
 from airflow_provider_runway.hooks.runway import RunwayHook
@@ -117,16 +117,22 @@ def test_an_operator_with_an_oversized_image_fails_at_once_and_sends_nothing(
     assert runway_sim.counters()["requests_total"] == 0
 
 
+@pytest.mark.parametrize("form", ["template", "object_storage_path", "file_url"])
 def test_generate_from_a_local_image_end_to_end(
-    runway_sim: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_dag: Any, xcom: Any, ti_states: Any
+    form: str, runway_sim: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_dag: Any, xcom: Any, ti_states: Any
 ) -> None:
     connect(monkeypatch, runway_sim)
     still = tmp_path / "still.png"
     still.write_bytes(png_bytes())
     dag_args: dict[str, Any] = {"schedule": None, "start_date": datetime(2026, 1, 1), "params": {"still": str(still)}}
+    image_url: Any = {
+        "template": "{{ params.still }}",
+        "object_storage_path": ObjectStoragePath(f"file://{still}"),
+        "file_url": f"file://{still}",
+    }[form]
     with DAG(f"upload_e2e_{next(_ids)}", **dag_args) as dag:
         RunwayGenerateOperator(
-            task_id="animate", prompt="The still comes alive", image_url="{{ params.still }}", poll_interval=0.05
+            task_id="animate", prompt="The still comes alive", image_url=image_url, poll_interval=0.05
         )
     dr = run_dag(dag)
     assert ti_states(dr) == {"animate": ("success", 1)}
