@@ -93,6 +93,27 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "/path/client.pem",
         "Client certificate file, or [certificate, key] paths, for mutual TLS.",
     ),
+    ExtraField(
+        "upload_base_url",
+        "File upload host",
+        ("string",),
+        "https://kieai.redpandaai.co",
+        "KIE's File Upload API, where local and object-storage inputs are sent (the simulator serves it too).",
+    ),
+    ExtraField(
+        "upload_max_image_mb",
+        "Largest input image (MB)",
+        ("number",),
+        "10",
+        "Image inputs (image_url, reference_image) larger than this are refused before anything is sent.",
+    ),
+    ExtraField(
+        "upload_max_video_mb",
+        "Largest input video (MB)",
+        ("number",),
+        "10",
+        "Video inputs (video_url) larger than this are refused before anything is sent.",
+    ),
 )
 
 HIDDEN_FIELDS: list[str] = ["login"]

@@ -17,7 +17,7 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 import requests
-from airflow.providers.common.compat.sdk import BaseHook
+from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.connection import HTTPConnection
@@ -73,6 +73,15 @@ from airflow_provider_runway.core.wire import (
     status_path,
 )
 from airflow_provider_runway.hooks.connection_form import ui_field_behaviour
+from airflow_provider_runway.transfer.uploads import (
+    DEFAULT_UPLOAD_PATH,
+    DEFAULT_UPLOAD_TIMEOUT,
+    UPLOAD_BASE_URL_EXTRA,
+    InputSource,
+    UploadLimits,
+    check_upload_base_url,
+    upload_file,
+)
 
 __all__ = ["MAX_RETRY_AFTER", "RunwayHook", "backoff_delay", "build_base_url", "clean_api_key", "redact_key"]
 
@@ -736,6 +745,60 @@ class RunwayHook(BaseHook):
             if size >= limit:
                 break
         return b"".join(chunks)[:limit]
+
+    # ----------------------------------------------------------------- uploads
+
+    def get_upload_limits(self) -> UploadLimits:
+        """Input size limits from the extras ``upload_max_image_mb`` and ``upload_max_video_mb`` (10 MB each)."""
+        return UploadLimits.from_extra(self._settings().extra)
+
+    @property
+    def upload_base_url(self) -> str:
+        """KIE's file upload host: the extra ``upload_base_url``, ``https://kieai.redpandaai.co`` when unset."""
+        return check_upload_base_url(self._settings().extra.get(UPLOAD_BASE_URL_EXTRA))
+
+    def upload_file(
+        self,
+        source: InputSource | ObjectStoragePath | str | os.PathLike[str],
+        *,
+        upload_path: str = DEFAULT_UPLOAD_PATH,
+        file_name: str | None = None,
+        field: str | None = None,
+    ) -> str:
+        """Upload a local or object-storage file with KIE's File Upload API; return its ``downloadUrl``.
+
+        The file is streamed (memory stays flat whatever its size) to the connection extra
+        ``upload_base_url`` (``https://kieai.redpandaai.co`` when unset) and named from the SHA-256 of its
+        bytes unless ``file_name`` is given, so uploading the same file again overwrites the earlier copy
+        and a transient failure is retried like a read. KIE deletes uploaded files after 3 days.
+
+        :param source: a local path, an ``ObjectStoragePath`` or a URL such as ``s3://bucket/in.png``.
+        :param upload_path: the folder on KIE's file host, without leading or trailing slash.
+        :param file_name: the name to store the file under, extension included.
+        :param field: ``image_url``, ``video_url`` or ``reference_image``: apply that input's size limit
+            (:meth:`get_upload_limits`) and kind; without it any file up to 100 MB is sent.
+        """
+        settings = self._settings()
+        options: dict[str, Any] = {"verify": settings.verify, "cert": settings.cert}
+        if settings.proxies:
+            options["proxies"] = settings.proxies
+        uploaded = upload_file(
+            self._session(),
+            self.upload_base_url,
+            source,
+            upload_path=upload_path,
+            file_name=file_name,
+            field=field,
+            limits=self.get_upload_limits(),
+            timeout=(settings.connect_timeout, max(settings.read_timeout, DEFAULT_UPLOAD_TIMEOUT[1])),
+            retries=settings.retry_limit,
+            retry_delay=settings.retry_delay,
+            secret=settings.api_key,
+            logger=self.log,
+            sleep=lambda seconds: self._sleep(seconds),
+            request_options=options,
+        )
+        return uploaded.download_url
 
     # ----------------------------------------------------------------- create
 

@@ -8,6 +8,7 @@ running or succeeded. Only a failed task is created anew.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -55,6 +56,13 @@ from airflow_provider_runway.links.runway import (
     RUNWAY_RESULT_URL_XCOM_KEY,
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
+)
+from airflow_provider_runway.transfer.uploads import (
+    INPUT_FIELDS,
+    InputSource,
+    check_input_kind,
+    is_upload_input,
+    resolve_input,
 )
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
@@ -107,6 +115,8 @@ _PLACEHOLDERS: dict[str, Any] = {
     "seed": None,
     "upload_cn": False,
 }
+#: XCom key of the ``downloadUrl`` each uploaded input was sent as (field name to URL).
+RUNWAY_UPLOADED_INPUTS_XCOM_KEY = "runway_uploaded_inputs"
 #: Errors on create after which no task exists, so an Airflow retry is safe (the hook reports a
 #: create that may have happened as RunwayCreateUncertainError instead).
 _RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError, RunwayTransportError)
@@ -206,6 +216,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self.retry_remote_failures = retry_remote_failures
         self.runway_task_id: str | None = None
         self._request: CreateRequest | None = None
+        self._uploads: dict[str, InputSource] = {}
         self._known_task: RunwayTask | None = None
         self._result: dict[str, Any] | None = None
         self._try_started: float | None = None
@@ -226,6 +237,10 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             name: _PLACEHOLDERS[name] if name not in given or is_templated(given[name]) else given[name]
             for name in cls.request_fields
         }
+        for name in INPUT_FIELDS.keys() & values.keys():
+            # A file to upload is only looked at on the worker; here its form alone is checked.
+            if is_upload_input(values[name], name):
+                values[name] = _PLACEHOLDERS[name]
         cls.request_class(**values, limits=PARSE_TIME_LIMITS)
 
     @classmethod
@@ -237,10 +252,19 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def build_request(self, limits: ValidationLimits) -> CreateRequest:
         """The create request from the rendered parameters; fails the task at once when invalid."""
         values = {name: _coerce_rendered(name, value) for name, value in self._request_values().items()}
+        uploads: dict[str, InputSource] = {}
         try:
+            # Every file input is found and checked against its size limit before any is uploaded.
+            for name in [name for name in INPUT_FIELDS if name in values]:
+                if is_upload_input(values[name], name):
+                    source = resolve_input(values[name], name, limits=self.hook.get_upload_limits())
+                    if isinstance(source, InputSource):
+                        check_input_kind(source, name)
+                        uploads[name], values[name] = source, _PLACEHOLDERS[name]  # replaced once uploaded
             request = self.request_class(**values, limits=limits)
         except RunwayParameterError as err:
             raise AirflowFailException(f"{self.task_id}: {err.message}; no Runway task was created") from err
+        self._uploads = uploads
         if warning := plain_http_callback_warning(request.callback_url):
             self.log.warning("%s: %s", self.task_id, warning)
         return request
@@ -274,6 +298,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context: Context) -> str:
         """Create the Runway task; errors that retrying cannot fix fail the task without retries."""
         request = self._request or self.build_request(self.hook.get_validation_limits())
+        request = self._upload_inputs(context, request)
         try:
             task_id = self.hook.create_task(request)
         except _RETRYABLE_CREATE_ERRORS:
@@ -283,6 +308,23 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self.log.info("Created Runway %s task %s", self.family.value, task_id)
         self._known_task = RunwayTask(task_id=task_id, family=self.family, status=TaskStatus.PENDING)
         return task_id
+
+    def _upload_inputs(self, context: Context, request: CreateRequest) -> CreateRequest:
+        """``request`` with each file input uploaded to KIE and replaced by its ``downloadUrl``."""
+        if not self._uploads:
+            return request
+        urls: dict[str, str] = {}
+        for name, source in self._uploads.items():
+            try:
+                urls[name] = self.hook.upload_file(source, field=name)
+            except RunwayError as err:
+                if err.retryable:  # nothing was created, and the hash-named upload overwrites itself on a retry
+                    raise
+                raise AirflowFailException(
+                    f"{self.task_id}: uploading {name} failed: {err}; no Runway task was created"
+                ) from err
+        context["ti"].xcom_push(key=RUNWAY_UPLOADED_INPUTS_XCOM_KEY, value=urls)
+        return dataclasses.replace(request, **urls)  # type: ignore[arg-type]
 
     def _create_failure_message(self, err: Exception) -> str:
         if isinstance(err, RunwayCreateUncertainError):
@@ -450,7 +492,9 @@ class RunwayGenerateOperator(RunwayBaseOperator):
         https://docs.kie.ai/runway-api/generate-ai-video
 
     :param prompt: What the video shows (templated).
-    :param image_url: Image to animate; turns the request into image-to-video (templated).
+    :param image_url: Image to animate; turns the request into image-to-video (templated). An http(s)
+        URL, or a local path, ``ObjectStoragePath`` or ``file://``, ``s3://``, ``gs://`` URL, uploaded to
+        KIE's file host first (see :meth:`RunwayHook.upload_file`).
     :param duration: Seconds of video, 5 or 10 (8 on newer API versions); 10 cannot be 1080p.
     :param quality: ``"720p"`` or ``"1080p"``.
     :param aspect_ratio: ``"16:9"``, ``"4:3"``, ``"1:1"``, ``"3:4"`` or ``"9:16"``; required without image.
@@ -476,7 +520,7 @@ class RunwayGenerateOperator(RunwayBaseOperator):
         self,
         *,
         prompt: str | XComArg,
-        image_url: str | XComArg | None = None,
+        image_url: str | ObjectStoragePath | XComArg | None = None,
         duration: int = 5,
         quality: str = "720p",
         aspect_ratio: str | None = "16:9",
@@ -537,10 +581,11 @@ class RunwayAlephOperator(RunwayBaseOperator):
     Edit a video with Runway Aleph (video-to-video) on KIE.ai; the first 5 seconds are processed.
 
     :param prompt: The edit to make (templated).
-    :param video_url: Input video, an http(s) URL of at most 10 MB (templated).
+    :param video_url: Input video of at most 10 MB (templated): an http(s) URL, or a local path,
+        ``ObjectStoragePath`` or ``file://``, ``s3://``, ``gs://`` URL, uploaded to KIE's file host first.
     :param aspect_ratio: Output aspect ratio (adds ``"21:9"`` to the Runway ones); default: the input's.
     :param seed: Optional seed.
-    :param reference_image: Optional reference image URL (templated).
+    :param reference_image: Optional reference image (templated), in the forms ``video_url`` takes.
     :param water_mark: Watermark text, ``""`` for none.
     :param upload_cn: Upload through KIE's China region.
     :param callback_url: URL KIE calls when the task ends (templated).
@@ -565,10 +610,10 @@ class RunwayAlephOperator(RunwayBaseOperator):
         self,
         *,
         prompt: str | XComArg,
-        video_url: str | XComArg,
+        video_url: str | ObjectStoragePath | XComArg,
         aspect_ratio: str | None = None,
         seed: int | None = None,
-        reference_image: str | XComArg | None = None,
+        reference_image: str | ObjectStoragePath | XComArg | None = None,
         water_mark: str = "",
         upload_cn: bool = False,
         callback_url: str | XComArg | None = None,

@@ -50,6 +50,7 @@ from airflow_provider_runway.core.models import redact_url
 from airflow_provider_runway.core.naming import safe_file_stem
 from airflow_provider_runway.core.results import RunwayTask, parse_time
 from airflow_provider_runway.core.wire import DOWNLOAD_LINK_TTL_SECONDS
+from airflow_provider_runway.transfer._fs import filesystem as _filesystem
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -135,19 +136,6 @@ def resolve_destination(destination: str | ObjectStoragePath) -> ObjectStoragePa
             raise RunwayDownloadError(f"Destination {text!r} must be a URL (file://, s3://...) or an absolute path")
         text = f"file://{text}"
     return ObjectStoragePath(text)
-
-
-def _filesystem(path: ObjectStoragePath) -> AbstractFileSystem:
-    try:
-        return path.fs
-    except ValueError:
-        # Airflow registers only schemes its providers know (and before 3.2 not even memory://); fall
-        # back to fsspec's own implementation when no connection is involved.
-        if getattr(path, "conn_id", None) or path.storage_options.get("conn_id"):
-            raise
-        import fsspec
-
-        return fsspec.filesystem(path.protocol)
 
 
 # ------------------------------------------------------------------ where a download may go

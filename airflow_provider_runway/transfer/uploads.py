@@ -23,14 +23,13 @@ import hashlib
 import logging
 import mimetypes
 import os
-import random
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -41,15 +40,13 @@ from airflow_provider_runway.core.errors import (
     RunwayError,
     RunwayParameterError,
     RunwayProtocolError,
-    RunwayRateLimitedError,
     RunwayTransportError,
     parse_envelope,
     truncate,
 )
 from airflow_provider_runway.core.models import is_http_url, redact_url
-
-if TYPE_CHECKING:
-    from fsspec import AbstractFileSystem
+from airflow_provider_runway.core.retry import DEFAULT_RETRY_DELAY, call_with_retries, read_may_retry
+from airflow_provider_runway.transfer._fs import filesystem
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +67,6 @@ DEFAULT_CHUNK_SIZE = 256 * 1024
 DEFAULT_UPLOAD_TIMEOUT: tuple[float, float] = (10.0, 120.0)
 #: Largest successful answer read; the documented one is a few hundred bytes.
 MAX_RESPONSE_BYTES = 64 * 1024
-MAX_BACKOFF = 60.0
 
 #: The fields that take an uploaded file, their wire names and the kind of file they hold.
 INPUT_FIELDS: Mapping[str, tuple[str, str]] = {
@@ -167,17 +163,14 @@ def _scheme_of(value: Any) -> str | None:
     return found.group(1).lower() if found else None
 
 
-def _filesystem(path: ObjectStoragePath) -> AbstractFileSystem:
-    try:
-        return path.fs
-    except ValueError:
-        # Airflow registers only the schemes its providers know (memory:// is not among them); use
-        # fsspec's own implementation when no connection is involved.
-        if getattr(path, "conn_id", None) or path.storage_options.get("conn_id"):
-            raise
-        import fsspec
+#: fsspec protocols that are network transfers rather than object stores; their URLs are mistakes here.
+_NOT_STORAGE = frozenset({"ftp", "ftps", "sftp", "ssh", "smb", "data", "http", "https", "git", "github"})
 
-        return fsspec.filesystem(path.protocol)
+
+def _is_storage_scheme(scheme: str | None) -> bool:
+    import fsspec
+
+    return scheme not in _NOT_STORAGE and scheme in fsspec.available_protocols()
 
 
 @dataclass(frozen=True)
@@ -199,19 +192,19 @@ class InputSource:
     def open(self) -> IO[bytes]:
         """Open the file for reading in binary mode."""
         if isinstance(self.target, ObjectStoragePath):
-            return _filesystem(self.target).open(self.target.path, "rb")
+            return filesystem(self.target).open(self.target.path, "rb")
         return self.target.open("rb")
 
     def is_file(self) -> bool:
         """Whether the location holds a file (not a folder, not nothing)."""
         if isinstance(self.target, ObjectStoragePath):
-            return bool(_filesystem(self.target).isfile(self.target.path))
+            return bool(filesystem(self.target).isfile(self.target.path))
         return self.target.is_file()
 
     def stat_size(self) -> int | None:
         """The size the store reports now, or ``None`` when it does not say."""
         if isinstance(self.target, ObjectStoragePath):
-            size = _filesystem(self.target).info(self.target.path).get("size")
+            size = filesystem(self.target).info(self.target.path).get("size")
             return size if isinstance(size, int) else None
         return self.target.stat().st_size
 
@@ -246,9 +239,7 @@ def as_input_source(value: Any, field: str = "source") -> InputSource:
         target = Path(unquote(parts.path))
         location = str(target)
     else:
-        import fsspec
-
-        if scheme not in fsspec.available_protocols():
+        if not _is_storage_scheme(scheme):
             raise RunwayParameterError(
                 field, redact_url(value), f"unknown storage scheme {scheme!r}; must be {ALLOWED_INPUTS}"
             )
@@ -266,6 +257,43 @@ def as_input_source(value: Any, field: str = "source") -> InputSource:
     if not is_file:
         raise RunwayParameterError(field, location, "no such file")
     return InputSource(location=location, target=target, size=size)
+
+
+def is_upload_input(value: Any, field: str) -> bool:
+    """Whether ``value`` names a file to upload for ``field`` rather than a URL to pass as is; reads nothing.
+
+    This is the DAG-parse-time check: the file itself is looked at only when the task runs, on the worker.
+
+    :returns: ``False`` for ``None``, ``""`` and http(s) URLs (checked with the request), ``True`` for a
+        local path, an ``ObjectStoragePath`` or a ``file://``, ``s3://``, ``gs://``... URL.
+    :raises RunwayParameterError: naming ``field`` and what it accepts, for anything else.
+    """
+    _kind(field)
+    if value is None or isinstance(value, InputSource):
+        return value is not None
+    if isinstance(value, (ObjectStoragePath, os.PathLike)):
+        return True
+    if not isinstance(value, str):
+        raise RunwayParameterError(field, value, f"must be {ALLOWED_INPUTS}")
+    scheme = _scheme_of(value)
+    if scheme is None:
+        text = value.strip()
+        if not text:
+            return False
+        if not (os.path.isabs(text) or text.startswith(("~", "./", "../", ".\\", "..\\"))):
+            # "example.com/cat.png" is far more likely a URL missing its scheme than a path relative to the
+            # worker's working directory.
+            raise RunwayParameterError(
+                field, value, f"a local path must be absolute or start with ~, ./ or ../; must be {ALLOWED_INPUTS}"
+            )
+        return True
+    if scheme in ("http", "https"):
+        return False
+    if scheme != "file" and not _is_storage_scheme(scheme):
+        raise RunwayParameterError(
+            field, redact_url(value), f"unknown storage scheme {scheme!r}; must be {ALLOWED_INPUTS}"
+        )
+    return True
 
 
 def resolve_input(value: Any, field: str, *, limits: UploadLimits | None = None) -> InputSource | str | None:
@@ -353,6 +381,31 @@ def sniff_mime_type(head: bytes) -> str | None:
     return None
 
 
+def _check_kind(head: bytes, field: str, location: str) -> None:
+    kind = INPUT_FIELDS[field][1]
+    sniffed = sniff_mime_type(head)
+    # The bytes decide, not the name: a templated path must not send any other file to a public host.
+    if sniffed is None or not sniffed.startswith(f"{kind}/"):
+        shown = sniffed or "not a PNG, JPEG, WebP, GIF, MP4, MOV or WebM file"
+        raise RunwayParameterError(field, location, f"must be an {kind}; the file is {shown}")
+
+
+def check_input_kind(source: InputSource, field: str) -> None:
+    """Read the first bytes of ``source``: they must show an image or a video, as ``field`` takes.
+
+    :raises RunwayParameterError: naming ``field``, for a file of another kind or not a media file at all.
+    """
+    _kind(field)
+    try:
+        with source.open() as stream:
+            head = bytes(stream.read(64))
+    except OSError as error:
+        raise RunwayParameterError(
+            field, source.location, f"could not be read: {type(error).__name__}: {truncate(str(error), 200)}"
+        ) from None
+    _check_kind(head, field, source.location)
+
+
 def _mime_and_extension(original_name: str, head: bytes) -> tuple[str, str]:
     suffix = PurePosixPath(original_name).suffix.lower()
     suffix = suffix if _SAFE_EXTENSION.fullmatch(suffix) else ""
@@ -414,9 +467,7 @@ def prepare_upload(
         raise RunwayParameterError(label, source.location, "the file is empty")
     mime, extension = _mime_and_extension(source.name, head)
     if field is not None and field in INPUT_FIELDS:
-        kind = INPUT_FIELDS[field][1]
-        if mime.split("/")[0] in ("image", "video") and not mime.startswith(f"{kind}/"):
-            raise RunwayParameterError(field, source.location, f"must be an {kind}; the file is {mime}")
+        _check_kind(head, field, source.location)
     name = check_file_name(file_name) if file_name is not None else f"{digest.hexdigest()}{extension}"
     return PreparedUpload(source=source, size=size, sha256=digest.hexdigest(), file_name=name, mime_type=mime)
 
@@ -546,6 +597,7 @@ def _send_once(
     timeout: tuple[float, float],
     chunk_size: int,
     redact: Callable[[str], str],
+    request_options: Mapping[str, Any],
 ) -> UploadedFile:
     where = f"POST {FILE_STREAM_UPLOAD_PATH}"
     body = MultipartBody(prepared, {"uploadPath": upload_path, "fileName": prepared.file_name}, chunk_size=chunk_size)
@@ -558,6 +610,7 @@ def _send_once(
             timeout=timeout,
             stream=True,
             allow_redirects=False,
+            **request_options,
         ) as response:
             content = _read_capped(response)
             status, retry_after = response.status_code, response.headers.get("Retry-After")
@@ -587,11 +640,12 @@ def upload_file(
     max_bytes: int | None = None,
     timeout: tuple[float, float] = DEFAULT_UPLOAD_TIMEOUT,
     retries: int = 3,
-    retry_delay: float = 1.0,
+    retry_delay: float = DEFAULT_RETRY_DELAY,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     secret: str | None = None,
     logger: Any = None,
     sleep: Callable[[float], None] = time.sleep,
+    request_options: Mapping[str, Any] | None = None,
 ) -> UploadedFile:
     """Upload ``source`` with KIE's file-stream upload and return what KIE answered (``download_url`` first).
 
@@ -604,10 +658,12 @@ def upload_file(
         extension, so uploading the same bytes again overwrites instead of adding a file.
     :param field: the input field the file is for; its size limit (from ``limits``) and kind then apply.
     :param max_bytes: the largest file sent, overriding the field's limit (100 MB without a field).
-    :param retries: further attempts after a transient failure (a dropped connection, 429, 5xx). A retry
-        sends the same name, so it overwrites rather than piles up.
+    :param retries: further attempts after a transient failure (a dropped connection, 429, 5xx), with the
+        back-off of :mod:`airflow_provider_runway.core.retry`. A retry sends the same name, so it overwrites
+        rather than piles up.
     :param secret: the API key, removed from any remote text quoted in an exception or a log line.
     :param logger: where progress and failures are logged (the hook passes its own ``log``).
+    :param request_options: further ``requests`` arguments of the POST: ``proxies``, ``verify``, ``cert``.
     :raises RunwayParameterError: for a bad source, path or name, a file too large, or a file that changes
         while it is sent; nothing is sent for the first three.
     :raises RunwayAuthError: 401, the key was refused.
@@ -643,26 +699,31 @@ def upload_file(
         upload_path,
         prepared.file_name,
     )
-    attempt = 0
-    while True:
-        started = time.monotonic()
-        try:
-            uploaded = _send_once(
-                session, url, prepared, upload_path, timeout=timeout, chunk_size=chunk_size, redact=redact
-            )
-        except RunwayError as error:
-            if not error.retryable or attempt >= retries:
-                logger.warning("Upload of %s failed: %s", source_obj.location, error)
-                raise
-            attempt += 1
-            delay = min(retry_delay * 2 ** (attempt - 1), MAX_BACKOFF) * random.uniform(0.75, 1.25)
-            if isinstance(error, RunwayRateLimitedError) and error.retry_after is not None:
-                delay = max(delay, min(error.retry_after, MAX_BACKOFF * 5))
-            logger.warning(
-                "Upload of %s failed: %s; retry %d of %d in %.1f s", source_obj.location, error, attempt, retries, delay
-            )
-            sleep(delay)
-            continue
-        elapsed = time.monotonic() - started
-        logger.info("Uploaded %s in %.1f s: %s", source_obj.location, elapsed, redact_url(uploaded.download_url))
-        return uploaded
+    started = time.monotonic()
+    # The name is the content's hash, so a retry overwrites what an earlier attempt may have stored:
+    # an upload is retried on every transient error, like a read.
+    try:
+        uploaded = call_with_retries(
+            lambda: _send_once(
+                session,
+                url,
+                prepared,
+                upload_path,
+                timeout=timeout,
+                chunk_size=chunk_size,
+                redact=redact,
+                request_options=request_options or {},
+            ),
+            policy=read_may_retry,
+            retries=retries,
+            delay=retry_delay,
+            log=logger,
+            what=f"upload of {source_obj.location}",
+            sleep=sleep,
+        )
+    except RunwayError as error:
+        logger.warning("Upload of %s failed: %s", source_obj.location, error)
+        raise
+    elapsed = time.monotonic() - started
+    logger.info("Uploaded %s in %.1f s: %s", source_obj.location, elapsed, redact_url(uploaded.download_url))
+    return uploaded

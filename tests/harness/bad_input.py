@@ -56,7 +56,7 @@ BAD_STATIC_CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("ext-prompt-none", Ext, {"source_task_id": BAD_SOURCE, "prompt": None}, "prompt"),
     ("ext-quality-480p", Ext, {"source_task_id": BAD_SOURCE, "prompt": "more", "quality": "480p"}, "quality"),
     ("aleph-no-video", Aleph, {"prompt": "make it snow", "video_url": ""}, "video_url"),
-    ("aleph-video-file", Aleph, {"prompt": "make it snow", "video_url": "file:///etc/passwd"}, "video_url"),
+    ("aleph-video-sftp", Aleph, {"prompt": "make it snow", "video_url": "sftp://host/clip.mp4"}, "video_url"),
     ("aleph-aspect", Aleph, {"prompt": "make it snow", "video_url": BAD_VIDEO, "aspect_ratio": "5:4"}, "aspect_ratio"),
     ("aleph-upload-cn-str", Aleph, {"prompt": "make it snow", "video_url": BAD_VIDEO, "upload_cn": "yes"}, "upload_cn"),
     (

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.integration.airflow_compat import dag_bag
+from tests.integration.conftest import SIM_API_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +48,11 @@ def test_example_dag_succeeds(
 
 
 def test_every_example_dag_imports() -> None:
-    """The DAG processor's own parse of ``dags/``: seven DAGs, no import error."""
+    """The DAG processor's own parse of ``dags/``: eight DAGs, no import error."""
     bag = dag_bag(str(DAGS_FOLDER))
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == sorted(path.stem for path in DAGS_FOLDER.glob("example_*.py"))
-    assert len(bag.dag_ids) == 7
+    assert len(bag.dag_ids) == 8
 
 
 def test_persist_example_stores_the_video(
@@ -77,3 +80,35 @@ def test_persist_example_stores_the_video(
     assert xcom(dr, "report") == result["video_path"]
     assert runway_conn.task_info(result["task_id"])["state"] == "success"
     assert runway_conn.counters()["tasks_total"] == 1
+
+
+def test_image_from_file_example_uploads_the_still_and_stores_the_video(
+    runway_conn: Any,
+    run_dag: Any,
+    xcom: Any,
+    ti_states: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Image-to-video from ``dags/assets/``: the still goes to the simulator's upload host, no public URL."""
+    conn = {"conn_type": "runway", "host": runway_conn.url, "password": SIM_API_KEY}
+    conn["extra"] = {"upload_base_url": runway_conn.url}  # type: ignore[assignment]
+    monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("RUNWAY_POLL_INTERVAL", "0.05")
+    monkeypatch.setenv("RUNWAY_OUTPUT_DIR", f"file://{tmp_path}/")  # read when the DAG file is parsed
+    monkeypatch.delenv("RUNWAY_INPUT_IMAGE", raising=False)
+    dag = load_dag("example_runway_image_from_file")
+    dr = run_dag(dag)
+    assert {task_id: state for task_id, (state, _) in ti_states(dr).items()} == {
+        "animate_file": "success",
+        "report": "success",
+    }
+    uploaded = xcom(dr, "animate_file", "runway_uploaded_inputs")["image_url"]
+    assert uploaded.startswith(f"{runway_conn.url}/tempfile/")
+    assert requests.get(uploaded, timeout=10).content == (DAGS_FOLDER / "assets" / "sunset_still.png").read_bytes()
+    result = xcom(dr, "animate_file")
+    print("Runway result:", json.dumps(result, indent=2, sort_keys=True))
+    [video] = tmp_path.rglob("*.mp4")
+    assert result["video_path"] == f"file://{video}" and result["video_size"] == video.stat().st_size > 0
+    counters = runway_conn.counters()
+    assert counters["uploads_total"] == 1 and counters["tasks_total"] == 1

@@ -542,7 +542,7 @@ def test_partial_validates_its_literals() -> None:
     with pytest.raises(RunwayParameterError, match="quality"):
         RunwayGenerateOperator.partial(task_id="gen", quality="1080p", duration=10)
     with pytest.raises(RunwayParameterError, match="video_url"):
-        RunwayAlephOperator.partial(task_id="aleph", video_url="file:///etc/passwd")
+        RunwayAlephOperator.partial(task_id="aleph", video_url="ftp://host/clip.mp4")  # file:// is uploaded now
     # Fields left for expand() are not judged: no image yet does not make aspect_ratio=None wrong.
     RunwayGenerateOperator.partial(task_id="animate", aspect_ratio=None).expand(image_url=["https://x/a.png"])
 
