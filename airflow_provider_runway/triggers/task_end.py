@@ -20,6 +20,7 @@ it leaves no exception, message or ``context["exception"]`` for failure callback
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY
@@ -39,7 +40,13 @@ def task_end_supported() -> bool:
     return TaskSuccessEvent is not None
 
 
-def task_end_xcoms(result: dict[str, Any], *, multiple_outputs: bool, do_xcom_push: bool = True) -> dict[str, Any]:
+def task_end_xcoms(
+    result: dict[str, Any],
+    *,
+    multiple_outputs: bool,
+    do_xcom_push: bool = True,
+    extra_xcoms: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The XComs a worker would push for an operator returning ``result``.
 
     ``return_value`` holds the result; with ``multiple_outputs`` each key is pushed under its own name
@@ -48,18 +55,28 @@ def task_end_xcoms(result: dict[str, Any], *, multiple_outputs: bool, do_xcom_pu
 
     :param result: the operator's return value.
     :param multiple_outputs: the operator's ``multiple_outputs``.
-    :param do_xcom_push: the operator's ``do_xcom_push``; without it nothing is pushed.
+    :param do_xcom_push: the operator's ``do_xcom_push``; without it no return value is pushed.
+    :param extra_xcoms: XComs the operator pushes itself with ``ti.xcom_push`` (e.g. the result URL its
+        extra link reads), pushed whatever ``do_xcom_push`` says, as a worker would.
     """
+    xcoms: dict[str, Any] = dict(extra_xcoms or {})
     if not do_xcom_push:
-        return {}
+        return xcoms
     value = storable_result(result, multiple_outputs)
-    xcoms: dict[str, Any] = dict(value) if multiple_outputs else {}
+    if multiple_outputs:
+        xcoms.update(value)
     # A worker pushes return_value last, so it wins over a result key of the same name.
     xcoms[XCOM_RETURN_KEY] = value
     return xcoms
 
 
-def task_end_event(result: dict[str, Any], *, multiple_outputs: bool, do_xcom_push: bool = True) -> TriggerEvent | None:
+def task_end_event(
+    result: dict[str, Any],
+    *,
+    multiple_outputs: bool,
+    do_xcom_push: bool = True,
+    extra_xcoms: Mapping[str, Any] | None = None,
+) -> TriggerEvent | None:
     """An event that ends the task successfully in the triggerer, with the XComs a worker resume would push.
 
     Returns None where the running Airflow has no task-end events: the caller then yields its usual
@@ -68,12 +85,15 @@ def task_end_event(result: dict[str, Any], *, multiple_outputs: bool, do_xcom_pu
     :param result: the final result, as ``execute_complete`` would return it (JSON-serializable).
     :param multiple_outputs: the operator's ``multiple_outputs``.
     :param do_xcom_push: the operator's ``do_xcom_push``.
+    :param extra_xcoms: XComs the operator pushes itself besides its return value.
     """
     if not isinstance(result, dict):
         raise TypeError(f"result must be a dict (the operator's return value), got {type(result).__name__}")
     if TaskSuccessEvent is None:
         return None
-    xcoms = task_end_xcoms(result, multiple_outputs=multiple_outputs, do_xcom_push=do_xcom_push)
+    xcoms = task_end_xcoms(
+        result, multiple_outputs=multiple_outputs, do_xcom_push=do_xcom_push, extra_xcoms=extra_xcoms
+    )
     return TaskSuccessEvent(xcoms=xcoms or None)
 
 

@@ -65,6 +65,13 @@ def test_without_do_xcom_push_nothing_is_pushed() -> None:
     assert event.xcoms is None  # type: ignore[attr-defined]
 
 
+def test_extra_xcoms_are_pushed_with_or_without_the_return_value() -> None:
+    extra = {"runway_result_url": "https://cdn.test/v.mp4"}
+    with_result = task_end_xcoms(RESULT, multiple_outputs=False, extra_xcoms=extra)
+    assert with_result == {"runway_result_url": "https://cdn.test/v.mp4", "return_value": RESULT}
+    assert task_end_xcoms(RESULT, multiple_outputs=True, do_xcom_push=False, extra_xcoms=extra) == extra
+
+
 def test_return_value_wins_over_a_key_of_the_same_name() -> None:
     xcoms = task_end_xcoms({"return_value": "inner", "a": 1}, multiple_outputs=True)
     assert xcoms["return_value"] == {"return_value": "inner", "a": 1}
