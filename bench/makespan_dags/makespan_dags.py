@@ -2,6 +2,8 @@
 
 * ``makespan_provider``: :class:`RunwayGenerateOperator` with ``deferrable=True``, mapped over the
   prompts; each task creates its generation, waits in the triggerer and ends.
+* ``makespan_end_in_triggerer`` (variant ``C``, opt-in): as ``makespan_provider``, but the trigger ends
+  the task itself on success (``end_in_triggerer.py``).
 * ``makespan_http``: the generic route, a mapped task group per prompt: ``HttpOperator`` creates the
   generation, ``HttpSensor`` (``mode="poke"``) reads its record until it ends, holding a worker slot.
 
@@ -46,6 +48,23 @@ def created_task_id(response: Any) -> str:
 
 with DAG(dag_id="makespan_provider", schedule=None, start_date=START, catchup=False, max_active_runs=1) as provider_dag:
     RunwayGenerateOperator.partial(
+        task_id="generate",
+        duration=5,
+        quality="720p",
+        aspect_ratio="16:9",
+        deferrable=True,
+        poll_interval=POLL_INTERVAL,
+        pool=POOL,
+    ).expand(prompt=PROMPTS)
+
+
+with DAG(
+    dag_id="makespan_end_in_triggerer", schedule=None, start_date=START, catchup=False, max_active_runs=1
+) as end_in_triggerer_dag:
+    # Imported here: only this DAG needs the repository on the path (the benchmark puts it there).
+    from bench.makespan_dags.end_in_triggerer import EndInTriggererOperator
+
+    EndInTriggererOperator.partial(
         task_id="generate",
         duration=5,
         quality="720p",
