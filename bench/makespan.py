@@ -34,6 +34,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -141,7 +142,6 @@ def sim_config() -> Any:
 def serve_sim(url_file: Path) -> None:
     """Run the instrumented ``runway-sim`` in this process until SIGTERM; its URL goes to ``url_file``."""
     import asyncio
-    import signal
 
     from airflow_provider_runway.simulator.server import RunwaySimulator
 
@@ -406,10 +406,14 @@ def table(results: list[RunResult]) -> str:
 
 
 def summary(results: list[RunResult]) -> str:
+    """Ranges per variant and the ratios of the means to B's, over the runs that succeeded."""
     lines = []
     by_variant: dict[str, list[RunResult]] = {}
     for result in results:
-        by_variant.setdefault(result.variant, []).append(result)
+        if result.state == "success":
+            by_variant.setdefault(result.variant, []).append(result)
+    if len(results) > sum(map(len, by_variant.values())):
+        lines.append("(runs that did not succeed are left out of these figures)")
     for key, runs in by_variant.items():
         spans = [r.makespan for r in runs]
         slots = [r.worker_slot_seconds for r in runs]
@@ -422,11 +426,11 @@ def summary(results: list[RunResult]) -> str:
         b_slots = statistics.mean(r.worker_slot_seconds for r in by_variant["B"])
         b_span = statistics.mean(r.makespan for r in by_variant["B"])
         for key in sorted(k for k in by_variant if k != "B"):
-            slots = statistics.mean(r.worker_slot_seconds for r in by_variant[key])
-            span = statistics.mean(r.makespan for r in by_variant[key])
+            mean_slots = statistics.mean(r.worker_slot_seconds for r in by_variant[key])
+            mean_span = statistics.mean(r.makespan for r in by_variant[key])
             lines.append(
-                f"{key}/B (means): makespan {span / b_span:.2f}, worker-slot seconds {slots / b_slots:.2f} "
-                f"(B holds {b_slots / slots:.1f}x the worker time of {key})"
+                f"{key}/B (means): makespan {mean_span / b_span:.2f}, worker-slot seconds "
+                f"{mean_slots / b_slots:.2f} (B holds {b_slots / mean_slots:.1f}x the worker time of {key})"
             )
     return "\n".join(lines)
 
@@ -463,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_sim:
         serve_sim(Path(args.serve_sim))
         return 0
+    # Stopped with SIGTERM: unwind through the cleanup below like on Ctrl-C (the Airflow processes run in their own
+    # process groups and would outlive this one).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.quick:
         args.videos, args.runs = 10, 1
     variants = [VARIANTS[key] for key in args.variants.upper()]

@@ -88,6 +88,9 @@ with DAG(dag_id="makespan_http", schedule=None, start_date=START, catchup=False,
             headers={"Content-Type": "application/json"},
             response_filter=created_task_id,
             pool=POOL,
+            # Absolute: the default rule would add the sensor's weight to the create's.
+            priority_weight=1,
+            weight_rule="absolute",
         )
         HttpSensor(
             task_id="wait",

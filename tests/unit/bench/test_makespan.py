@@ -154,6 +154,8 @@ def test_dags_bound_generations_by_the_pool(monkeypatch: pytest.MonkeyPatch) -> 
     assert create.pool == wait.pool == makespan.POOL
     # A freed slot goes to a waiting sensor first: never an 11th generation on the account.
     assert wait.priority_weight > create.priority_weight
+    # ... as it is: with the default rule the create would carry its sensor's weight too.
+    assert "absolute" in str(create.weight_rule).lower() and "absolute" in str(wait.weight_rule).lower()
     assert wait.mode == "poke" and wait.poke_interval == 5
 
 
