@@ -8,7 +8,9 @@ same batch of generations through a pool of 10 slots that counts deferred tasks,
 
 * ``A``: ``RunwayGenerateOperator(deferrable=True, poll_interval=5)`` mapped over the prompts;
 * ``B``: a mapped task group of ``HttpOperator`` (create) and ``HttpSensor`` (poke every 5 s on
-  ``record-detail``), which holds a worker slot for the whole wait.
+  ``record-detail``), which holds a worker slot for the whole wait;
+* ``C`` (opt-in, ``--variants ACB``): as ``A``, but the trigger ends the task in the triggerer on success
+  (``airflow_provider_runway.triggers.task_end``; a preview in ``bench/makespan_dags/end_in_triggerer.py``).
 
 Per run it prints the makespan (the DAG run's start to end), its ratio to the physical limit
 ``ceil(videos / 10) x 22 s``, worker-slot seconds, reads and creations per video, and where the time
@@ -20,6 +22,9 @@ Run from the repository root with the project's test environment (Airflow 3.3)::
     .nox/tests-3-3-2/bin/python -m bench.makespan            # 30 videos, A/B/A/B
     .nox/tests-3-3-2/bin/python -m bench.makespan --quick    # 10 videos, A/B
     .nox/tests-3-3-2/bin/python -m bench.makespan --runs 4   # A/B/A/B/A/B/A/B
+    .nox/tests-3-3-2/bin/python -m bench.makespan --variants ACB   # A/C/B/A/C/B
+
+(``bash scripts/test.sh -s tests-3.3.2 -- tests/unit/bench`` builds that environment on a clean clone.)
 
 The table also goes to ``bench/out/makespan.txt`` and every figure to ``bench/out/makespan.json``.
 """
@@ -183,8 +188,9 @@ class RunResult:
     #: Median run time of the task processes that ended the task (A: the resume after the deferral).
     final_process_median: float | None
     reads: int
+    #: Generations the simulator accepted (each one paid) and create requests it refused (over the limit).
     creations: int
-    tasks_created: int
+    refused_creates: int
     #: Medians per video, seconds (None when not measurable).
     first_create: float | None = None
     slot_to_create: float | None = None
@@ -333,8 +339,8 @@ def run_once(stack: Any, sim: Any, variant: Variant, index: int, videos: int, ti
         task_process_seconds=sum(duration for duration, _ in processes),
         final_process_median=median([d for d, final in processes if final != "deferred"]),
         reads=delta("record-detail"),
-        creations=delta("generate"),
-        tasks_created=int(after["tasks_total"]) - int(before["tasks_total"]),
+        creations=int(after["tasks_total"]) - int(before["tasks_total"]),
+        refused_creates=delta("generate") - (int(after["tasks_total"]) - int(before["tasks_total"])),
         task_states=states,
         load_at_end=load_after,
     )
@@ -390,6 +396,7 @@ def table(results: list[RunResult]) -> str:
         ("sum TI duration s", lambda r: fmt(r.ti_duration_seconds, 0)),
         ("reads/video", lambda r: fmt(r.reads / r.videos, 2)),
         ("creations/video", lambda r: fmt(r.creations / r.videos, 2)),
+        ("refused creates", lambda r: str(r.refused_creates)),
         ("1st create s", lambda r: fmt(r.first_create)),
         ("slot->create s", lambda r: fmt(r.slot_to_create)),
         ("generation s", lambda r: fmt(r.generation)),

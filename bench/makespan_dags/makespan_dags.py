@@ -6,6 +6,10 @@
   the task itself on success (``end_in_triggerer.py``).
 * ``makespan_http``: the generic route, a mapped task group per prompt: ``HttpOperator`` creates the
   generation, ``HttpSensor`` (``mode="poke"``) reads its record until it ends, holding a worker slot.
+  The pool cannot hold a generation between the two tasks: a slot freed by a create may go to the
+  next create before the scheduler has made that create's sensor runnable, and the account then
+  refuses the create (over its 10 concurrent generations). The create retries every poll interval, as
+  a user of this route would have it do; the benchmark counts the refused creates.
 
 Both draw from one pool that counts deferred tasks, so at most its size of generations run at once.
 The benchmark sets the sizes through the environment of the Airflow processes it starts.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -43,7 +48,11 @@ def record_done(response: Any) -> bool:
 
 
 def created_task_id(response: Any) -> str:
-    return str(response.json()["data"]["taskId"])
+    """The new task's id; a refused create (e.g. over the account's concurrency) fails the task."""
+    body = response.json()
+    if body.get("code") != 200 or not body.get("data"):
+        raise RuntimeError(f"create refused: {body.get('code')} {body.get('msg')}")
+    return str(body["data"]["taskId"])
 
 
 with DAG(dag_id="makespan_provider", schedule=None, start_date=START, catchup=False, max_active_runs=1) as provider_dag:
@@ -91,6 +100,8 @@ with DAG(dag_id="makespan_http", schedule=None, start_date=START, catchup=False,
             # Absolute: the default rule would add the sensor's weight to the create's.
             priority_weight=1,
             weight_rule="absolute",
+            retries=20,
+            retry_delay=timedelta(seconds=POLL_INTERVAL),
         )
         HttpSensor(
             task_id="wait",

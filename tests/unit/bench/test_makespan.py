@@ -98,7 +98,7 @@ def result(variant: str, index: int, makespan_s: float, slot_s: float) -> makesp
         final_process_median=2.5,
         reads=174,
         creations=30,
-        tasks_created=30,
+        refused_creates=0,
         poll_lag=None,
     )
 
@@ -157,6 +157,27 @@ def test_dags_bound_generations_by_the_pool(monkeypatch: pytest.MonkeyPatch) -> 
     # ... as it is: with the default rule the create would carry its sensor's weight too.
     assert "absolute" in str(create.weight_rule).lower() and "absolute" in str(wait.weight_rule).lower()
     assert wait.mode == "poke" and wait.poke_interval == 5
+    assert create.retries > 0  # a create refused over the account's limit tries again
+
+
+def test_http_route_create_fails_on_a_refused_create() -> None:
+    path = makespan.DAGS_FOLDER / "makespan_dags.py"
+    spec = importlib.util.spec_from_file_location("makespan_dags_filter", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    class Response:
+        def __init__(self, body: dict[str, Any]) -> None:
+            self.body = body
+
+        def json(self) -> dict[str, Any]:
+            return self.body
+
+    assert module.created_task_id(Response({"code": 200, "msg": "success", "data": {"taskId": "t-9"}})) == "t-9"
+    refused = {"code": 400, "msg": "Reached the limit for concurrent generations", "data": None}
+    with pytest.raises(RuntimeError, match="create refused: 400 Reached the limit"):
+        module.created_task_id(Response(refused))
 
 
 def test_variant_c_trigger_ends_the_task_on_success_only() -> None:
