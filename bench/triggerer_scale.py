@@ -157,7 +157,7 @@ async def _wait_pattern(plan: WaitPlan, task_id: str, end_time: float) -> Outcom
     from airflow_provider_runway.core.errors import parse_envelope
     from airflow_provider_runway.core.results import parse_record
     from airflow_provider_runway.core.wire import status_path
-    from airflow_provider_runway.hooks.runway import USER_AGENT, build_base_url
+    from airflow_provider_runway.hooks.transport import USER_AGENT, build_base_url
 
     path = status_path("runway")
     started = time.time()

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
-import socket
-import ssl
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-from urllib.parse import quote, quote_plus
+from typing import Any
 
 import aiohttp
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath
-from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
-from urllib3.connection import HTTPConnection
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import (
     MAX_ERROR_BODY_BYTES,
     RunwayApiError,
-    RunwayAuthError,
     RunwayCreateUncertainError,
     RunwayError,
     RunwayParameterError,
@@ -51,10 +38,8 @@ from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_r
 from airflow_provider_runway.core.retry import (
     DEFAULT_RETRY_DELAY,
     DEFAULT_RETRY_LIMIT,
-    MAX_RETRY_AFTER,
     RetryPolicy,
     acall_with_retries,
-    backoff_delay,
     call_with_retries,
     create_may_retry,
     create_outcome_unknown,
@@ -64,7 +49,6 @@ from airflow_provider_runway.core.wait import WaitDecision, WaitPolicy, wait_syn
 from airflow_provider_runway.core.wire import (
     ALEPH_GENERATE_PATH,
     CREDIT_PATH,
-    DEFAULT_BASE_URL,
     DOWNLOAD_URL_PATH,
     RUNWAY_EXTEND_PATH,
     RUNWAY_GENERATE_PATH,
@@ -73,6 +57,32 @@ from airflow_provider_runway.core.wire import (
     status_path,
 )
 from airflow_provider_runway.hooks.connection_form import ui_field_behaviour
+from airflow_provider_runway.hooks.transport import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_READ_TIMEOUT,
+    MAX_BODY_BYTES,
+    USER_AGENT,
+    BearerAuth,
+    ConnectionFields,
+    KeepAliveAdapter,
+    LoopShared,
+    Response,
+    Settings,
+    aiohttp_never_sent,
+    aread_capped,
+    as_cert,
+    as_proxies,
+    as_verify,
+    build_base_url,
+    clean_api_key,
+    extra_float,
+    is_certificate_error,
+    loop_shared,
+    mask_in_logs,
+    new_client_session,
+    redact_key,
+    request_never_sent,
+)
 from airflow_provider_runway.transfer.uploads import (
     DEFAULT_UPLOAD_PATH,
     DEFAULT_UPLOAD_TIMEOUT,
@@ -83,317 +93,12 @@ from airflow_provider_runway.transfer.uploads import (
     upload_file,
 )
 
-__all__ = ["MAX_RETRY_AFTER", "RunwayHook", "backoff_delay", "build_base_url", "clean_api_key", "redact_key"]
+__all__ = ["RunwayHook"]
 
-USER_AGENT = f"airflow-provider-runway/{__version__}"
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 30.0
-#: Largest successful response body read; KIE's envelopes are a few kilobytes.
-MAX_BODY_BYTES = 1024 * 1024
-
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 #: Extra holding the key KIE signs callbacks with; "secret" is among the names Airflow masks.
 WEBHOOK_SECRET_EXTRA = "webhook_secret"
 #: The extra's earlier name, still read; Airflow's connection API and UI show it in clear.
 LEGACY_WEBHOOK_KEY_EXTRA = "webhook_hmac_key"
-#: ``Bearer <token>`` in any text, e.g. a header value quoted in an exception.
-_BEARER_TOKEN = re.compile(r"(?i)(bearer\s+)[^\s'\",;]+")
-#: How long an event loop reuses a connection it read, so a burst of waits reads it once.
-CONNECTION_REUSE_SECONDS = 30.0
-#: Most sockets a shared session opens to the API; more concurrent requests queue for one.
-MAX_CONNECTIONS = 200
-
-
-def clean_api_key(password: Any, conn_id: str) -> str:
-    """The API key of a connection's password: surrounding whitespace removed, then checked.
-
-    File-mounted secrets often end in a newline, which would make every request fail with the key
-    quoted in the error. A key with whitespace, control or non-ASCII characters inside is refused
-    with a message that does not contain it.
-    """
-    key = str(password).strip() if password is not None else ""
-    if not key:
-        raise RunwayAuthError(f"The Runway connection {conn_id!r} has no API key: put the key in its password field")
-    if any(not 0x21 <= ord(char) <= 0x7E for char in key):
-        raise RunwayAuthError(
-            f"The API key of the Runway connection {conn_id!r} contains whitespace, control or non-ASCII "
-            "characters; paste the key again (it is not shown here)"
-        )
-    return key
-
-
-def redact_key(text: str, key: str) -> str:
-    """``text`` without ``key`` in any form a message may quote it in (plain, escaped, URL-encoded, Bearer)."""
-    if key:
-        forms = {
-            key,
-            repr(key)[1:-1],
-            repr(key.encode())[2:-1],
-            json.dumps(key)[1:-1],
-            quote(key, safe=""),
-            quote_plus(key),
-        }
-        for form in sorted(forms, key=len, reverse=True):
-            text = text.replace(form, "***")
-    return _BEARER_TOKEN.sub(r"\1***", text)
-
-
-def _as_float(extra: Mapping[str, Any], key: str, default: float) -> float:
-    value = extra.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"Runway connection extra {key}={value!r} must be a number") from None
-    if number < 0:
-        raise ValueError(f"Runway connection extra {key}={value!r} must not be negative")
-    return number
-
-
-def _as_verify(value: Any) -> bool | str:
-    """The ``verify`` extra as requests takes it: ``True``, ``False`` or the path of a CA bundle."""
-    if value is None or value == "":
-        return True
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip()
-    if text.lower() in _TRUE + _FALSE:
-        return text.lower() in _TRUE
-    return text
-
-
-def _as_cert(value: Any) -> str | tuple[str, str] | None:
-    """The ``cert`` extra as requests takes it: a PEM path, or ``(certificate, key)`` paths."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(part, str) for part in value):
-        return (value[0], value[1])
-    raise ValueError("Runway connection extra cert must be a file path or a [certificate, key] pair of paths")
-
-
-def _as_proxies(value: Any) -> dict[str, str]:
-    """The ``proxies`` extra as requests takes it: URL scheme (or ``scheme://host``) to proxy URL."""
-    if value is None or value == "":
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            value = None
-    if not isinstance(value, Mapping) or not all(isinstance(url, str) for url in value.values()):
-        raise ValueError('Runway connection extra proxies must map URL schemes to proxy URLs: {"https": "http://..."}')
-    return {str(key): url for key, url in value.items()}
-
-
-def build_base_url(
-    host: str | None, port: int | None, extra: Mapping[str, Any] | None = None, *, schema: str | None = None
-) -> str:
-    """The API base URL from a connection's schema (http or https), host and port.
-
-    A host that carries its own scheme (``http://127.0.0.1:8089``) keeps it. Otherwise the schema
-    field decides, then the extra ``use_https`` of earlier releases, then https.
-    """
-    host = (host or "").strip().rstrip("/")
-    if not host:
-        return DEFAULT_BASE_URL
-    if "://" not in host:
-        legacy = str((extra or {}).get("use_https", "")).strip().lower()
-        scheme = (schema or "").strip().lower() or ("http" if legacy in _FALSE else "https")
-        host = f"{scheme}://{host}"
-    scheme, _, rest = host.partition("://")
-    if scheme.lower() not in ("http", "https") or not rest:
-        raise ValueError(f"Runway connection host {host!r} must be an http(s) URL such as {DEFAULT_BASE_URL}")
-    netloc = rest.split("/", 1)[0]
-    if port and ":" not in netloc.rsplit("]", 1)[-1]:
-        host = host.replace(netloc, f"{netloc}:{port}", 1)
-    return host
-
-
-class _BearerAuth(AuthBase):
-    """Sets the ``Authorization: Bearer`` and ``User-Agent`` headers; its repr never shows the key."""
-
-    def __init__(self, api_key: str) -> None:
-        self._api_key = api_key
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._api_key}"
-        request.headers["User-Agent"] = USER_AGENT
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(api_key=***)"
-
-
-@dataclass(frozen=True)
-class _Settings:
-    """What the hook needs from its connection; the key and the extra stay out of the repr."""
-
-    base_url: str
-    api_key: str = field(repr=False)
-    connect_timeout: float
-    read_timeout: float
-    retry_limit: int
-    retry_delay: float
-    extra: Mapping[str, Any] = field(repr=False)
-    proxies: dict[str, str] = field(default_factory=dict)
-    verify: bool | str = True
-    cert: str | tuple[str, str] | None = None
-
-    @property
-    def async_proxy(self) -> str | None:
-        """The ``proxies`` entry for the API's URL (aiohttp takes one proxy; none means the environment's)."""
-        scheme, _, rest = self.base_url.partition("://")
-        host = rest.split("/", 1)[0]
-        for key in (f"{scheme}://{host}", scheme, "all"):
-            if self.proxies.get(key):
-                return self.proxies[key]
-        return None
-
-    def ssl_context(self) -> ssl.SSLContext | bool:
-        """The aiohttp ``ssl`` argument matching requests' ``verify`` and ``cert``."""
-        if self.verify is False:
-            return False
-        if self.verify is True:
-            context = ssl.create_default_context()
-        elif os.path.isdir(self.verify):
-            context = ssl.create_default_context(capath=self.verify)
-        else:
-            context = ssl.create_default_context(cafile=self.verify)
-        if isinstance(self.cert, tuple):
-            context.load_cert_chain(self.cert[0], self.cert[1])
-        elif self.cert:
-            context.load_cert_chain(self.cert)
-        return context
-
-
-class _Response(NamedTuple):
-    status: int
-    body: bytes
-    retry_after: str | None
-    elapsed_ms: float
-
-
-class _ConnectionFields(NamedTuple):
-    schema: str | None
-    host: str | None
-    port: int | None
-    password: str | None
-    extra: Any
-
-
-def _request_never_sent(error: requests.RequestException) -> bool:
-    """Whether ``requests`` failed before the request could reach the server."""
-    if isinstance(error, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
-        return True  # a failed TLS handshake sends no request either
-    if not isinstance(error, requests.exceptions.ConnectionError):
-        return False
-    reason = error.args[0] if error.args else None
-    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-
-
-def _aiohttp_never_sent(error: BaseException) -> bool:
-    connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)
-    if connect_timeout is not None and isinstance(error, connect_timeout):
-        return True
-    return isinstance(error, aiohttp.ClientConnectorError)
-
-
-def _is_certificate_error(error: BaseException) -> bool:
-    return isinstance(error, (requests.exceptions.SSLError, aiohttp.ClientConnectorCertificateError)) or (
-        "CERTIFICATE_VERIFY_FAILED" in str(error)
-    )
-
-
-class _KeepAliveAdapter(HTTPAdapter):
-    """An adapter whose sockets send TCP keep-alives, so an idle pooled connection is not silently dropped."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["socket_options"] = [*HTTPConnection.default_socket_options, (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-        super().init_poolmanager(*args, **kwargs)
-
-
-def _new_client_session(settings: _Settings) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
-        connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=settings.ssl_context()),
-        timeout=aiohttp.ClientTimeout(
-            total=settings.connect_timeout + settings.read_timeout,
-            sock_connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
-        ),
-        # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests.
-        trust_env=True,
-    )
-
-
-class _LoopShared:
-    """What the hooks running on one event loop share: recent connection reads and sessions."""
-
-    def __init__(self) -> None:
-        self._connections: dict[str, tuple[float, _ConnectionFields]] = {}
-        self._reading: dict[str, asyncio.Future[_ConnectionFields]] = {}
-        self._sessions: dict[tuple[Any, ...], list[Any]] = {}  # key -> [session, users]
-
-    async def connection(self, conn_id: str, read: Callable[[], Awaitable[_ConnectionFields]]) -> _ConnectionFields:
-        """The connection's fields: a recent read, else one read shared by every concurrent caller."""
-        entry = self._connections.get(conn_id)
-        if entry is not None and time.monotonic() - entry[0] <= CONNECTION_REUSE_SECONDS:
-            return entry[1]
-        reading = self._reading.get(conn_id)
-        if reading is None:
-            # A burst of waits starting together would otherwise each read the connection.
-            reading = self._reading[conn_id] = asyncio.ensure_future(self._read(conn_id, read))
-            reading.add_done_callback(lambda done: self._read_done(conn_id, done))
-        return await asyncio.shield(reading)
-
-    async def _read(self, conn_id: str, read: Callable[[], Awaitable[_ConnectionFields]]) -> _ConnectionFields:
-        fields = await read()
-        if fields.password:  # a connection without a key is not kept: once fixed, the next wait sees the fix
-            self._connections[conn_id] = (time.monotonic(), fields)
-        return fields
-
-    def _read_done(self, conn_id: str, done: asyncio.Future[_ConnectionFields]) -> None:
-        if self._reading.get(conn_id) is done:
-            del self._reading[conn_id]
-        if not done.cancelled():
-            done.exception()  # retrieved, so a failure every caller already saw is not reported again
-
-    def acquire_session(
-        self, key: tuple[Any, ...], factory: Callable[[], aiohttp.ClientSession]
-    ) -> aiohttp.ClientSession:
-        entry = self._sessions.get(key)
-        if entry is None or entry[0].closed:
-            entry = self._sessions[key] = [factory(), 0]
-        entry[1] += 1
-        return entry[0]  # type: ignore[no-any-return]
-
-    async def release_session(self, key: tuple[Any, ...]) -> None:
-        entry = self._sessions.get(key)
-        if entry is None:
-            return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del self._sessions[key]
-            await entry[0].close()
-
-
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShared] = weakref.WeakKeyDictionary()
-
-
-def _loop_shared() -> _LoopShared:
-    loop = asyncio.get_running_loop()
-    try:
-        shared = _SHARED.get(loop)
-        if shared is None:
-            shared = _SHARED[loop] = _LoopShared()
-    except TypeError:  # an event loop type without weak references: share nothing
-        return _LoopShared()
-    return shared
 
 
 class RunwayHook(BaseHook):
@@ -449,12 +154,12 @@ class RunwayHook(BaseHook):
         self.retry_delay = retry_delay
         self.timeout = timeout
         self.tcp_keep_alive = tcp_keep_alive
-        self._settings_cache: _Settings | None = None
+        self._settings_cache: Settings | None = None
         self._requests_session: requests.Session | None = None
         self._asession: aiohttp.ClientSession | None = None
         self._asession_depth = 0
         self._session_key: tuple[Any, ...] = ()
-        self._shared: _LoopShared | None = None
+        self._shared: LoopShared | None = None
         self._checked_task_ids: set[str] = set()
         # Injection points for tests; tenacity looks them up at each retry.
         self._sleep: Callable[[float], None] = time.sleep
@@ -467,46 +172,46 @@ class RunwayHook(BaseHook):
 
     # ----------------------------------------------------------------- settings
 
-    def _settings_from(self, fields: _ConnectionFields) -> _Settings:
+    def _settings_from(self, fields: ConnectionFields) -> Settings:
         extra = dict(fields.extra) if isinstance(fields.extra, Mapping) else {}
         api_key = clean_api_key(fields.password, self.runway_conn_id)
         if api_key != fields.password:
-            _mask(api_key)  # Airflow masks the password as stored, not the key without its newline
+            mask_in_logs(api_key)  # Airflow masks the password as stored, not the key without its newline
         retry_limit = self.retry_limit
         if retry_limit is None:
-            retry_limit = int(_as_float(extra, "retry_limit", DEFAULT_RETRY_LIMIT))
+            retry_limit = int(extra_float(extra, "retry_limit", DEFAULT_RETRY_LIMIT))
         retry_delay = self.retry_delay
         if retry_delay is None:
-            retry_delay = _as_float(extra, "retry_delay", DEFAULT_RETRY_DELAY)
-        read_timeout = self.timeout if self.timeout is not None else _as_float(extra, "read_timeout", 0)
-        return _Settings(
+            retry_delay = extra_float(extra, "retry_delay", DEFAULT_RETRY_DELAY)
+        read_timeout = self.timeout if self.timeout is not None else extra_float(extra, "read_timeout", 0)
+        return Settings(
             base_url=build_base_url(fields.host, fields.port, extra, schema=fields.schema),
             api_key=api_key,
-            connect_timeout=_as_float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout=extra_float(extra, "connect_timeout", DEFAULT_CONNECT_TIMEOUT) or DEFAULT_CONNECT_TIMEOUT,
             read_timeout=read_timeout or DEFAULT_READ_TIMEOUT,
             retry_limit=retry_limit,
             retry_delay=retry_delay,
             extra=extra,
-            proxies=_as_proxies(extra.get("proxies")),
-            verify=_as_verify(extra.get("verify")),
-            cert=_as_cert(extra.get("cert")),
+            proxies=as_proxies(extra.get("proxies")),
+            verify=as_verify(extra.get("verify")),
+            cert=as_cert(extra.get("cert")),
         )
 
-    def _settings(self) -> _Settings:
+    def _settings(self) -> Settings:
         if self._settings_cache is None:
             conn = self.get_connection(self.runway_conn_id)
             self._settings_cache = self._settings_from(
-                _ConnectionFields(conn.schema, conn.host, conn.port, conn.password, conn.extra_dejson)
+                ConnectionFields(conn.schema, conn.host, conn.port, conn.password, conn.extra_dejson)
             )
         return self._settings_cache
 
-    async def _asettings(self) -> _Settings:
+    async def _asettings(self) -> Settings:
         if self._settings_cache is None:
-            fields = await _loop_shared().connection(self.runway_conn_id, self._aread_connection)
+            fields = await loop_shared().connection(self.runway_conn_id, self._aread_connection)
             self._settings_cache = self._settings_from(fields)
         return self._settings_cache
 
-    async def _aread_connection(self) -> _ConnectionFields:
+    async def _aread_connection(self) -> ConnectionFields:
         try:
             from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
         except ImportError:  # an older common-compat provider
@@ -515,7 +220,7 @@ class RunwayHook(BaseHook):
         else:
             conn = await get_async_connection(self.runway_conn_id, hook=self)
             extra = await get_async_extra_dejson(conn)
-        return _ConnectionFields(conn.schema, conn.host, conn.port, conn.password, extra)
+        return ConnectionFields(conn.schema, conn.host, conn.port, conn.password, extra)
 
     @property
     def base_url(self) -> str:
@@ -546,18 +251,18 @@ class RunwayHook(BaseHook):
         text = str(key).strip() if key else ""
         if not text:
             return None
-        _mask(text)  # masked in logs whatever the extra's name
+        mask_in_logs(text)  # masked in logs whatever the extra's name
         return text
 
     def get_conn(self) -> requests.Session:
         """A ``requests`` session with Bearer auth, the User-Agent and (by default) TCP keep-alive."""
         settings = self._settings()
         session = requests.Session()
-        session.auth = _BearerAuth(settings.api_key)
+        session.auth = BearerAuth(settings.api_key)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if self.tcp_keep_alive:
             for prefix in ("http://", "https://"):
-                session.mount(prefix, _KeepAliveAdapter())
+                session.mount(prefix, KeepAliveAdapter())
         return session
 
     def _session(self) -> requests.Session:
@@ -623,7 +328,7 @@ class RunwayHook(BaseHook):
         )
 
     def _parsed(
-        self, parse: Callable[[Any], Any], method: str, path: str, response: _Response, task_id: str | None
+        self, parse: Callable[[Any], Any], method: str, path: str, response: Response, task_id: str | None
     ) -> Any:
         """``parse`` of the envelope's data; an error is logged and raised with the key redacted."""
         where = f" [task {task_id}]" if task_id else ""
@@ -666,7 +371,7 @@ class RunwayHook(BaseHook):
     ) -> RunwayTransportError:
         """A :class:`RunwayTransportError` for ``error`` with the key removed in every form it may take."""
         detail = truncate(redact_key(str(error), self._key())) or "no detail"
-        if _is_certificate_error(error):
+        if is_certificate_error(error):
             detail = (
                 "TLS certificate verification failed; if the server uses a private CA, set the connection "
                 f"extra 'verify' to its CA bundle path ({detail})"
@@ -675,7 +380,7 @@ class RunwayHook(BaseHook):
             f"{method} {path} failed: {type(error).__name__}: {detail}", request_sent=not never_sent
         )
 
-    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None) -> _Response:
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: dict[str, Any] | None) -> Response:
         settings = self._settings()
         session = self._session()
         started = time.monotonic()
@@ -701,14 +406,14 @@ class RunwayHook(BaseHook):
             self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
             # A ValueError (a bad header, an invalid URL) is a local refusal: nothing was sent.
             never_sent = isinstance(error, ValueError) or (
-                isinstance(error, requests.RequestException) and _request_never_sent(error)
+                isinstance(error, requests.RequestException) and request_never_sent(error)
             )
             failure = self._transport_error(method, path, error, never_sent=never_sent)
         if failure is not None:
             raise failure  # raised outside the handler, so the original error (which may quote the key) is not chained
-        return _Response(status, content, retry_after, (time.monotonic() - started) * 1000)
+        return Response(status, content, retry_after, (time.monotonic() - started) * 1000)
 
-    async def _asend(self, method: str, path: str, params: dict[str, Any] | None) -> _Response:
+    async def _asend(self, method: str, path: str, params: dict[str, Any] | None) -> Response:
         if self._asession is None or self._settings_cache is None:
             raise RuntimeError("RunwayHook._asend needs an open session: use `async with hook:`")
         settings = self._settings_cache
@@ -723,16 +428,16 @@ class RunwayHook(BaseHook):
                 proxy=settings.async_proxy,
             ) as response:
                 limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
-                content = await _aread_capped(response.content, limit)
+                content = await aread_capped(response.content, limit)
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except Exception as error:  # aiohttp's, asyncio's timeouts, and local refusals (a bad header is a ValueError)
             elapsed = (time.monotonic() - started) * 1000
             self.log.warning("Runway API %s %s failed after %.0f ms: %s", method, path, elapsed, type(error).__name__)
-            never_sent = isinstance(error, ValueError) or _aiohttp_never_sent(error)
+            never_sent = isinstance(error, ValueError) or aiohttp_never_sent(error)
             failure = self._transport_error(method, path, error, never_sent=never_sent)
         if failure is not None:
             raise failure  # outside the handler: the original error is not chained
-        return _Response(status, content, retry_after, (time.monotonic() - started) * 1000)
+        return Response(status, content, retry_after, (time.monotonic() - started) * 1000)
 
     @staticmethod
     def _read_capped(response: requests.Response) -> bytes:
@@ -918,8 +623,8 @@ class RunwayHook(BaseHook):
                 settings.verify,
                 settings.cert,
             )
-            self._shared = _loop_shared()
-            self._asession = self._shared.acquire_session(self._session_key, lambda: _new_client_session(settings))
+            self._shared = loop_shared()
+            self._asession = self._shared.acquire_session(self._session_key, lambda: new_client_session(settings))
         self._asession_depth += 1
         return self
 
@@ -976,25 +681,6 @@ class RunwayHook(BaseHook):
             max_consecutive_errors=max_consecutive_errors,
         )
         return wait_sync(lambda: self.get_task(task_id, family), policy, log=self.log)
-
-
-async def _aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in stream.iter_chunked(16 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
-
-
-def _mask(secret: str) -> None:
-    try:
-        from airflow.providers.common.compat.sdk import mask_secret
-    except ImportError:  # pragma: no cover - older task SDK
-        return
-    mask_secret(secret)
 
 
 def _to_credits(data: Any) -> int:

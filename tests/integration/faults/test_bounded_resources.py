@@ -184,7 +184,7 @@ def test_a_slow_answer_is_cut_by_the_read_timeout_sync_and_async(fresh: Harness)
 @pytest.mark.integration
 def test_an_absurd_retry_after_is_capped(fresh: Harness) -> None:
     """A server asking for a day's pause gets at most MAX_RETRY_AFTER seconds, then the create goes through."""
-    from airflow_provider_runway.hooks.runway import MAX_RETRY_AFTER
+    from airflow_provider_runway.core.retry import MAX_RETRY_AFTER
 
     fresh.sim.inject_fault("generate", "http429", count=1, retry_after=86400)
     hook = fresh.hook("runway_default", retry_limit=2)

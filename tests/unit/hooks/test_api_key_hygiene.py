@@ -90,7 +90,7 @@ class TestReadingTheKey:
         assert len(responses.calls) == 0
 
     def test_clean_api_key(self) -> None:
-        from airflow_provider_runway.hooks.runway import clean_api_key
+        from airflow_provider_runway.hooks.transport import clean_api_key
 
         assert clean_api_key(f" {KEY}\n", "c") == KEY
         for empty in (None, "", " \n"):
@@ -173,7 +173,7 @@ class TestAsyncTransportFailures:
 
 
 def test_redact_key_covers_every_quoting_and_bearer_values() -> None:
-    from airflow_provider_runway.hooks.runway import redact_key
+    from airflow_provider_runway.hooks.transport import redact_key
 
     text = " | ".join(sorted(forms(KEY))) + " | Authorization: Bearer some-other-token"
     redacted = redact_key(text, KEY)

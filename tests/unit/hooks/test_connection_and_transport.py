@@ -13,6 +13,7 @@ from airflow_provider_runway.core.errors import RunwayRequestRejectedError
 from airflow_provider_runway.core.models import GenerateRequest
 from airflow_provider_runway.get_provider_info import get_provider_info
 from airflow_provider_runway.hooks import runway as hook_module
+from airflow_provider_runway.hooks import transport
 from airflow_provider_runway.hooks.connection_form import EXTRA_FIELDS
 from airflow_provider_runway.hooks.runway import RunwayHook
 from tests.unit.hooks.aiohttp_compat import mock_aiohttp
@@ -73,7 +74,7 @@ class TestProxiesVerifyCert:
         settings = RunwayHook()._settings()
         assert settings.async_proxy == "http://proxy.test:3128"
         assert settings.ssl_context() is False
-        session = hook_module._new_client_session(settings)
+        session = transport.new_client_session(settings)
         try:
             assert session.trust_env is True
         finally:
@@ -115,7 +116,7 @@ class TestConnectionForm:
             assert connection_type["conn-fields"][item.name]["description"] == item.description
 
     def test_every_extra_the_hook_reads_is_in_the_form(self) -> None:
-        source = Path(hook_module.__file__).read_text()
+        source = Path(hook_module.__file__).read_text() + Path(transport.__file__).read_text()
         read = set(re.findall(r'extra(?:\.get\(|, )"(\w+)"', source))
         read |= {"max_prompt_length", "allowed_durations", hook_module.WEBHOOK_SECRET_EXTRA}  # ValidationLimits
         read -= {"use_https"}  # read as a fallback for connections of earlier releases only

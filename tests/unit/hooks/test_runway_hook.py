@@ -24,7 +24,9 @@ from airflow_provider_runway.core.errors import (
 )
 from airflow_provider_runway.core.models import AlephRequest, ExtendRequest, GenerateRequest
 from airflow_provider_runway.core.results import TaskFamily, TaskStatus
-from airflow_provider_runway.hooks.runway import RunwayHook, backoff_delay, build_base_url
+from airflow_provider_runway.core.retry import backoff_delay
+from airflow_provider_runway.hooks.runway import RunwayHook
+from airflow_provider_runway.hooks.transport import build_base_url
 from tests.unit.hooks.conftest import API_KEY, BASE, set_connection
 
 GENERATE = f"{BASE}/api/v1/runway/generate"

@@ -202,9 +202,9 @@ async def test_waits_on_one_loop_share_a_session_and_a_connection_read(runway_co
 
 @pytest.mark.asyncio
 async def test_connection_is_read_again_after_the_reuse_window(runway_conn, monkeypatch):
-    from airflow_provider_runway.hooks import runway as hook_module
+    from airflow_provider_runway.hooks import transport
 
-    monkeypatch.setattr(hook_module, "CONNECTION_REUSE_SECONDS", -1.0)
+    monkeypatch.setattr(transport, "CONNECTION_REUSE_SECONDS", -1.0)
     reads: list[str] = []
     original = RunwayHook._aread_connection
 
