@@ -49,6 +49,6 @@ with DAG(
     def announce(task_id: Any, video_url: Any) -> str:
         """Print where the video is; KIE keeps it 14 days."""
         print(f"Runway task {task_id} finished: {video_url}")
-        return video_url
+        return str(video_url)
 
     announce(XComArg(generate, key="task_id"), XComArg(generate, key="video_url"))

@@ -47,7 +47,7 @@ def backoff_delay(attempt: int, delay: float, retry_after: float | None = None, 
     wait = base / 2 + random.uniform(0, base / 2)
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
-    return wait
+    return float(wait)
 
 
 def read_may_retry(error: BaseException) -> bool:

@@ -244,7 +244,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         cls.request_class(**values, limits=PARSE_TIME_LIMITS)
 
     @classmethod
-    def partial(cls, **kwargs: Any) -> OperatorPartial:  # type: ignore[override]
+    def partial(cls, **kwargs: Any) -> OperatorPartial:
         """Like :meth:`BaseOperator.partial`, and a literal mistake is a DAG import error here too."""
         cls.validate_literals(kwargs)
         return super().partial(**kwargs)

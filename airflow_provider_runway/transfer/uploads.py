@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -192,7 +192,7 @@ class InputSource:
     def open(self) -> IO[bytes]:
         """Open the file for reading in binary mode."""
         if isinstance(self.target, ObjectStoragePath):
-            return filesystem(self.target).open(self.target.path, "rb")
+            return cast("IO[bytes]", filesystem(self.target).open(self.target.path, "rb"))
         return self.target.open("rb")
 
     def is_file(self) -> bool:
@@ -314,7 +314,7 @@ def resolve_input(value: Any, field: str, *, limits: UploadLimits | None = None)
     if _scheme_of(value) in ("http", "https"):
         if not is_http_url(value):
             raise RunwayParameterError(field, value, "must be an absolute http(s) URL, e.g. https://host/path")
-        return value
+        return str(value)
     source = as_input_source(value, field)
     limit = (limits or UploadLimits()).for_field(field)
     if source.size is not None and source.size > limit:

@@ -76,7 +76,7 @@ class RunwayTaskTrigger(BaseTrigger):
         deadline_source: str | None = None,
         wait_state: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be positive, got {poll_interval}")
         if max_consecutive_errors < 1:

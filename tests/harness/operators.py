@@ -78,14 +78,15 @@ def use_file_variables() -> Callable[[], None]:
     from airflow_provider_runway.operators import _resumable
     from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
 
-    original = _resumable.Variable
+    names = vars(_resumable)  # the module's globals: Variable is looked up there at call time
+    original = names["Variable"]
     if not AIRFLOW_V_3_3_PLUS:
         if not os.environ.get("RUNWAY_FAULTS_VARIABLES_DIR"):  # inherited by the killed worker's process
             os.environ["RUNWAY_FAULTS_VARIABLES_DIR"] = tempfile.mkdtemp(prefix="runway-variables-")
-        _resumable.Variable = FileVariables  # type: ignore[assignment,misc]
+        names["Variable"] = FileVariables
 
     def restore() -> None:
-        _resumable.Variable = original  # type: ignore[misc]
+        names["Variable"] = original
 
     return restore
 
