@@ -14,7 +14,6 @@ from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath
 
 from airflow_provider_runway.core.errors import (
     MAX_ERROR_BODY_BYTES,
-    RunwayApiError,
     RunwayCreateUncertainError,
     RunwayError,
     RunwayParameterError,
@@ -80,6 +79,8 @@ from airflow_provider_runway.hooks.transport import (
     loop_shared,
     mask_in_logs,
     new_client_session,
+    read_capped,
+    redact_error,
     redact_key,
     request_never_sent,
 )
@@ -339,7 +340,7 @@ class RunwayHook(BaseHook):
                 )
             )
         except RunwayError as error:
-            self._redact_error(error)
+            redact_error(error, self._key())
             self.log.warning(
                 "Runway API %s %s -> HTTP %s in %.0f ms%s: %s",
                 method,
@@ -357,14 +358,6 @@ class RunwayHook(BaseHook):
 
     def _key(self) -> str:
         return self._settings_cache.api_key if self._settings_cache else ""
-
-    def _redact_error(self, error: RunwayError) -> None:
-        """Remove the key from an error's shown text, in case a server or proxy echoed it in a body."""
-        key = self._key()
-        error.message = redact_key(error.message, key)
-        error.args = tuple(redact_key(arg, key) if isinstance(arg, str) else arg for arg in error.args)
-        if isinstance(error, RunwayApiError):
-            error.remote_message = redact_key(error.remote_message, key)
 
     def _transport_error(
         self, method: str, path: str, error: BaseException, *, never_sent: bool
@@ -399,7 +392,7 @@ class RunwayHook(BaseHook):
                 verify=settings.verify,
                 cert=settings.cert,
             ) as response:
-                content = self._read_capped(response)
+                content = read_capped(response)
                 status, retry_after = response.status_code, response.headers.get("Retry-After")
         except Exception as error:  # requests', urllib3's and http.client's alike (a bad header is a ValueError)
             elapsed = (time.monotonic() - started) * 1000
@@ -438,18 +431,6 @@ class RunwayHook(BaseHook):
         if failure is not None:
             raise failure  # outside the handler: the original error is not chained
         return Response(status, content, retry_after, (time.monotonic() - started) * 1000)
-
-    @staticmethod
-    def _read_capped(response: requests.Response) -> bytes:
-        limit = MAX_BODY_BYTES if response.status_code < 400 else MAX_ERROR_BODY_BYTES
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(16 * 1024):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-        return b"".join(chunks)[:limit]
 
     # ----------------------------------------------------------------- uploads
 

@@ -29,7 +29,7 @@ from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from airflow_provider_runway import __version__
-from airflow_provider_runway.core.errors import RunwayAuthError
+from airflow_provider_runway.core.errors import MAX_ERROR_BODY_BYTES, RunwayApiError, RunwayAuthError, RunwayError
 from airflow_provider_runway.core.wire import DEFAULT_BASE_URL
 
 USER_AGENT = f"airflow-provider-runway/{__version__}"
@@ -80,6 +80,28 @@ def redact_key(text: str, key: str) -> str:
         for form in sorted(forms, key=len, reverse=True):
             text = text.replace(form, "***")
     return _BEARER_TOKEN.sub(r"\1***", text)
+
+
+def redact_error(error: RunwayError, key: str) -> None:
+    """Remove ``key`` from an error's shown text, in case a server or proxy echoed it in a body."""
+    error.message = redact_key(error.message, key)
+    error.args = tuple(redact_key(arg, key) if isinstance(arg, str) else arg for arg in error.args)
+    if isinstance(error, RunwayApiError):
+        error.remote_message = redact_key(error.remote_message, key)
+
+
+def read_capped(response: requests.Response, limit: int = MAX_BODY_BYTES) -> bytes:
+    """At most ``limit`` bytes of a streamed body (at most :data:`MAX_ERROR_BODY_BYTES` of an error's)."""
+    if response.status_code >= 400:
+        limit = min(limit, MAX_ERROR_BODY_BYTES)
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(16 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 def extra_float(extra: Mapping[str, Any], key: str, default: float) -> float:

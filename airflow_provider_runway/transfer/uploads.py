@@ -36,7 +36,6 @@ import requests
 from airflow.providers.common.compat.sdk import ObjectStoragePath
 
 from airflow_provider_runway.core.errors import (
-    MAX_ERROR_BODY_BYTES,
     RunwayError,
     RunwayParameterError,
     RunwayProtocolError,
@@ -46,6 +45,7 @@ from airflow_provider_runway.core.errors import (
 )
 from airflow_provider_runway.core.models import is_http_url, redact_url
 from airflow_provider_runway.core.retry import DEFAULT_RETRY_DELAY, call_with_retries, read_may_retry
+from airflow_provider_runway.hooks.transport import read_capped, redact_error, redact_key
 from airflow_provider_runway.transfer._fs import filesystem
 
 log = logging.getLogger(__name__)
@@ -550,24 +550,6 @@ def check_upload_base_url(value: Any) -> str:
     return str(value).rstrip("/")
 
 
-def _redactor(secret: str | None) -> Callable[[str], str]:
-    if not secret:
-        return lambda text: text
-    return lambda text: text.replace(secret, "***")
-
-
-def _read_capped(response: requests.Response) -> bytes:
-    limit = MAX_RESPONSE_BYTES if response.status_code < 400 else MAX_ERROR_BODY_BYTES
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(16 * 1024):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)[:limit]
-
-
 def _parse_answer(data: Any, prepared: PreparedUpload, where: str) -> UploadedFile:
     if not isinstance(data, Mapping):
         raise RunwayProtocolError(f"{where}: the answer has no data object")
@@ -596,7 +578,7 @@ def _send_once(
     *,
     timeout: tuple[float, float],
     chunk_size: int,
-    redact: Callable[[str], str],
+    secret: str,
     request_options: Mapping[str, Any],
 ) -> UploadedFile:
     where = f"POST {FILE_STREAM_UPLOAD_PATH}"
@@ -612,20 +594,23 @@ def _send_once(
             allow_redirects=False,
             **request_options,
         ) as response:
-            content = _read_capped(response)
+            content = read_capped(response, MAX_RESPONSE_BYTES)
             status, retry_after = response.status_code, response.headers.get("Retry-After")
     except _SourceChanged as error:
         failure = RunwayParameterError("source", prepared.source.location, f"the file changed while uploading: {error}")
     except Exception as error:  # requests', urllib3's and http.client's alike
         failure = RunwayTransportError(
-            f"{where} failed: {type(error).__name__}: {truncate(redact(str(error))) or 'no detail'}",
+            f"{where} failed: {type(error).__name__}: {truncate(redact_key(str(error), secret)) or 'no detail'}",
             request_sent=True,
         )
     if failure is not None:
         raise failure  # outside the handler, so the original error (which may quote the key) is not chained
-    text = redact(content.decode("utf-8", errors="replace"))
-    data = parse_envelope(status, text, retry_after=retry_after, method="POST", path=FILE_STREAM_UPLOAD_PATH)
-    return _parse_answer(data, prepared, where)
+    try:  # the body is parsed as it came; only what an error shows is redacted
+        data = parse_envelope(status, content, retry_after=retry_after, method="POST", path=FILE_STREAM_UPLOAD_PATH)
+        return _parse_answer(data, prepared, where)
+    except RunwayError as error:
+        redact_error(error, secret)
+        raise
 
 
 def upload_file(
@@ -672,7 +657,7 @@ def upload_file(
     :raises RunwayProtocolError: an answer that is not the documented JSON or lacks a usable ``downloadUrl``.
     """
     logger = logger or log
-    redact = _redactor(secret)
+    secret = secret or ""
     base = check_upload_base_url(upload_base_url)
     upload_path = check_upload_path(upload_path)
     if file_name is not None:
@@ -711,7 +696,7 @@ def upload_file(
                 upload_path,
                 timeout=timeout,
                 chunk_size=chunk_size,
-                redact=redact,
+                secret=secret,
                 request_options=request_options or {},
             ),
             policy=read_may_retry,

@@ -409,6 +409,17 @@ def test_the_upload_host_comes_from_the_argument(tmp_path: Path, session: reques
         upload_file(session, "ftp://uploads.example", write(tmp_path / "in.png", PNG))
 
 
+@responses.activate
+def test_an_answer_is_parsed_as_it_came_even_when_it_contains_the_key(
+    tmp_path: Path, session: requests.Session
+) -> None:
+    """Only shown text is redacted: a short key that occurs in the answer's keys must not corrupt it."""
+    data = {"downloadUrl": "https://files.example/x.png", "fileName": "x.png"}
+    responses.add(responses.POST, UPLOAD_URL, json={"code": 200, "data": data})
+    uploaded = upload_file(session, "", write(tmp_path / "in.png", PNG), secret="load")
+    assert uploaded.download_url == "https://files.example/x.png"
+
+
 # ---------------------------------------------------------------------------------------------- memory
 
 
