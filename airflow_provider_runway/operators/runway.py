@@ -20,7 +20,6 @@ from airflow.providers.common.compat.sdk import (
     AirflowFailException,
     BaseOperator,
     ObjectStoragePath,
-    Variable,
     XComArg,
     conf,
 )
@@ -361,9 +360,9 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             if store is not None:
                 store.set(self.external_id_key, task_id)
             return
-        from airflow_provider_runway.operators._resumable import record_key
+        from airflow_provider_runway.operators import _resumable
 
-        Variable.set(record_key(context, self.external_id_key), task_id)
+        _resumable.Variable.set(_resumable.record_key(context, self.external_id_key), task_id)
 
     def _create_failure_message(self, err: Exception) -> str:
         if isinstance(err, RunwayCreateUncertainError):
