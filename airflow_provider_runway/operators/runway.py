@@ -41,7 +41,7 @@ from airflow_provider_runway.core import (
     TaskStatus,
     ValidationLimits,
 )
-from airflow_provider_runway.core.models import DEFAULT_DURATIONS, redact_url
+from airflow_provider_runway.core.models import DEFAULT_DURATIONS, QUALITIES, redact_url
 from airflow_provider_runway.core.retry import capacity_delay, waits_for_capacity
 from airflow_provider_runway.core.wait import (
     Outcome,
@@ -520,6 +520,10 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def _finish(self, context: Context, task: RunwayTask) -> dict[str, Any]:
         """The return value of a task that succeeded: the result keys, and the downloaded files."""
         result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
+        if result.get("quality") is None and getattr(self, "quality", None) in QUALITIES:
+            # KIE's record-detail omits the quality; a Runway video has the quality its task asked for,
+            # which an Extend of it needs (KIE cannot extend 1080p).
+            result["quality"] = self.quality
         if task.video_url:
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:
