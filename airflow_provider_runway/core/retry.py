@@ -29,7 +29,7 @@ MAX_RETRY_AFTER = 300.0
 #: Code KIE uses for planned maintenance: nothing was created, so a create may be retried.
 MAINTENANCE_CODE = 455
 #: Longest pause between two creates while every generation slot of the account is busy, in seconds.
-MAX_CAPACITY_BACKOFF = 60.0
+MAX_CAPACITY_BACKOFF = 30.0
 
 T = TypeVar("T")
 RetryPolicy = Callable[[BaseException], bool]
