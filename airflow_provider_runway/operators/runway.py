@@ -216,6 +216,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._try_started: float | None = None
         self._capacity_since: float | None = None
         self._capacity_attempts = 0
+        self._created = False  # this try created the task it waits for
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -274,7 +275,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # One operator object may run several tries in one process (dag.test): start clean.
         self.runway_task_id, self._known_task, self._result = None, None, None
-        self._capacity_since, self._capacity_attempts = None, 0
+        self._capacity_since, self._capacity_attempts, self._created = None, 0, False
         self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
         self._request = self.build_request(self.hook.get_validation_limits())
         return storable_result(self.execute_resumable(context), self.multiple_outputs)
@@ -306,6 +307,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             )
         self.log.info("Created Runway %s task %s", self.family.value, task_id)
         self._known_task = RunwayTask(task_id=task_id, family=self.family, status=TaskStatus.PENDING)
+        self._created = True
         return task_id
 
     # -- waiting for a generation slot --------------------------------------------------------
@@ -351,6 +353,24 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._announce(context, task_id)
         return task_id
 
+    def _settled(self, context: Context, task_id: str) -> str:
+        """The task to hand to the triggerer: ``task_id``, or its replacement if KIE failed it at once for the limit.
+
+        KIE fails a create over the concurrency limit right away. One read of a task created in this
+        try lets the worker that created it create it again, instead of a deferral whose trigger fires
+        at once (which Airflow 3.3 may fail: apache/airflow#67287). A failed read defers as usual.
+        """
+        if not self._created:
+            return task_id
+        while True:
+            try:
+                task = self.hook.get_task(task_id, self.family)
+            except RunwayError:
+                return task_id
+            if not waits_for_capacity(task):
+                return task_id
+            task_id = self._create_again(context, task)
+
     def _remember(self, context: Context, task_id: str) -> None:
         """Store ``task_id`` as the task instance's Runway task, so a later try attaches to it."""
         if not self.durable:
@@ -390,7 +410,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             self._result = {"task_id": task_id, "family": self.family.value, "state": state}
             return self._result
         if self.deferrable:
-            self._defer(context, task_id)
+            self._defer(context, self._settled(context, task_id))
         while True:
             decision = self.hook.wait_for_task(
                 task_id,
@@ -500,7 +520,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self.runway_task_id = str(event.get("task_id") or self.runway_task_id or "")
         decision = WaitDecision.from_event(event, self.runway_task_id)
         if decision.task is not None and waits_for_capacity(decision.task):
-            self._defer(context, self._create_again(context, decision.task))
+            self._defer(context, self._settled(context, self._create_again(context, decision.task)))
         return self._conclude(context, decision)
 
     def _conclude(self, context: Context, decision: WaitDecision) -> dict[str, Any]:
@@ -520,10 +540,11 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def _finish(self, context: Context, task: RunwayTask) -> dict[str, Any]:
         """The return value of a task that succeeded: the result keys, and the downloaded files."""
         result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
-        if result.get("quality") is None and getattr(self, "quality", None) in QUALITIES:
+        requested = getattr(self, "quality", None)
+        if result.get("quality") is None and requested in QUALITIES:
             # KIE's record-detail omits the quality; a Runway video has the quality its task asked for,
             # which an Extend of it needs (KIE cannot extend 1080p).
-            result["quality"] = self.quality
+            result["quality"] = requested
         if task.video_url:
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:

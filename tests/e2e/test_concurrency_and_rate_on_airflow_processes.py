@@ -54,7 +54,11 @@ BATCH_A = 40
 BATCH_B = 30
 POOL_B = 20
 ACCOUNT_LIMIT_B = 10
-GENERATING_SECONDS = 2.0
+#: Generation times: long enough that no trigger fires while its worker is still wrapping up the deferral
+#: (Airflow 3.3.2 may fail such a task: apache/airflow#67287), and in (b) long enough that the pool's
+#: creations (about one per second from 4 worker slots) overrun the account's 10 concurrent generations.
+GENERATING_SECONDS_A = 10.0
+GENERATING_SECONDS_B = 20.0
 
 
 def prompts(count: int, tag: str) -> list[str]:
@@ -107,7 +111,7 @@ def test_mapped_batches_ride_out_the_rate_and_concurrency_limits(
         "--queueing-seconds",
         "0.2",
         "--generating-seconds",
-        str(GENERATING_SECONDS),
+        str(GENERATING_SECONDS_A),
         "--concurrency-limit",
         "0",
         "--rate-limit-creates",
@@ -148,7 +152,12 @@ def test_mapped_batches_ride_out_the_rate_and_concurrency_limits(
     assert videos_a == BATCH_A
 
     # (b) 30 prompts through a pool of 20 against an account limit of 10 (accept, then fail the task).
-    sim.configure(rate_limit_creates=0, concurrency_limit=ACCOUNT_LIMIT_B, concurrency_mode="fail_task")
+    sim.configure(
+        rate_limit_creates=0,
+        concurrency_limit=ACCOUNT_LIMIT_B,
+        concurrency_mode="fail_task",
+        generating_seconds=GENERATING_SECONDS_B,
+    )
     sim.reset()
     t_b = time.monotonic()
     state_b = run_batch(stack, "e2e_concurrency", now - timedelta(days=1), prompts(BATCH_B, "busy"), timeout=400)

@@ -182,6 +182,35 @@ def test_deferred_task_failed_for_concurrency_is_created_again_and_deferred_agai
     assert capacity_warnings(log) == 0  # the wait was logged when it began, not on each resume
 
 
+def test_a_deferrable_task_failed_at_once_is_replaced_before_deferring(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any, make_task: Any
+) -> None:
+    hook.create_task.side_effect = ["task-1", "task-2"]
+    hook.get_task.side_effect = [
+        make_task("task-1", status=TaskStatus.FAILED, fail_code="400", fail_message=CONCURRENCY),
+        make_task("task-2", status=TaskStatus.PENDING),
+    ]
+    op = generate(hook, deferrable=True)
+    quiet(op)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert deferred.value.trigger.serialize()[1]["task_id"] == "task-2"  # the triggerer never sees task-1
+    assert hook.create_task.call_count == 2
+    assert len(clock.sleeps) == 1
+    assert resume_records.data == {"runway_task_id": "task-2"}
+
+
+def test_a_deferrable_reattach_does_not_read_before_deferring(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any, make_task: Any
+) -> None:
+    resume_records.set("runway_task_id", "old-task")
+    hook.get_task.return_value = make_task("old-task", status=TaskStatus.RUNNING)
+    with pytest.raises(TaskDeferred):
+        generate(hook, deferrable=True).execute(context)
+    assert hook.get_task.call_count == 1  # the mixin's status read only
+    hook.create_task.assert_not_called()
+
+
 # -- extending a 1080p source -------------------------------------------------------------------
 
 
