@@ -81,24 +81,28 @@ def create_outcome_unknown(error: BaseException) -> bool:
 
 
 def waits_for_capacity(outcome: object) -> bool:
-    """Whether a create's outcome means "every generation slot is busy": create again once one frees up.
+    """Whether a create's outcome means "KIE cannot take it now": create again later, within the deadline.
 
-    ``outcome`` is the error a create raised (a 400 "Reached the limit for concurrent generations"), or
-    the task it created when KIE accepted it and then failed it with that message before charging. In
-    both cases nothing was created or paid, so creating again cannot pay twice.
+    ``outcome`` is the error a create raised: a 400 "Reached the limit for concurrent generations", or a
+    429 the HTTP retries could not ride out (KIE rejects, and does not queue, creates over its rate
+    limit); or the task a create returned when KIE accepted it and then failed it with the concurrency
+    message before charging. In every case nothing was created or paid, so creating again cannot pay twice.
     """
-    if isinstance(outcome, RunwayConcurrencyLimitError):
+    if isinstance(outcome, (RunwayConcurrencyLimitError, RunwayRateLimitedError)):
         return True
     return bool(getattr(outcome, "failed_for_concurrency", False))
 
 
-def capacity_delay(attempt: int, delay: float, remaining: float | None = None) -> float:
-    """Seconds to wait before create number ``attempt + 1`` while waiting for a generation slot.
+def capacity_delay(
+    attempt: int, delay: float, remaining: float | None = None, retry_after: float | None = None
+) -> float:
+    """Seconds to wait before create number ``attempt + 1`` while KIE cannot take the task.
 
     The exponential back-off of :func:`backoff_delay` from ``delay`` (the wait's poll interval), at
-    most :data:`MAX_CAPACITY_BACKOFF`, and never past the ``remaining`` seconds before the deadline.
+    most :data:`MAX_CAPACITY_BACKOFF` and at least ``retry_after``, never past the ``remaining``
+    seconds before the deadline.
     """
-    wait = backoff_delay(attempt, delay, cap=MAX_CAPACITY_BACKOFF)
+    wait = backoff_delay(attempt, delay, retry_after, cap=MAX_CAPACITY_BACKOFF)
     return wait if remaining is None else max(0.0, min(wait, remaining))
 
 

@@ -28,7 +28,6 @@ from airflow_provider_runway.core import (
     AlephRequest,
     ExtendRequest,
     GenerateRequest,
-    RunwayConcurrencyLimitError,
     RunwayCreateUncertainError,
     RunwayError,
     RunwayParameterError,
@@ -283,25 +282,28 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def submit_job(self, context: Context) -> str:
         """Create the Runway task; errors that retrying cannot fix fail the task without retries.
 
-        While every generation slot of the account is busy (KIE refuses the create with "Reached the
-        limit for concurrent generations"), the create is repeated with back-off until a slot frees up
-        or the try's deadline passes: nothing was created or charged, so this cannot pay twice.
+        While KIE cannot take the task (it refuses the create with "Reached the limit for concurrent
+        generations", or with 429s the HTTP retries could not ride out), the create is repeated with
+        back-off until KIE accepts it or the try's deadline passes: nothing was created or charged,
+        so this cannot pay twice.
         """
         request = self._request or self.build_request(self.hook.get_validation_limits())
         while True:
             try:
                 task_id = self.hook.create_task(request)
-            except RunwayConcurrencyLimitError as err:
-                self._wait_for_capacity(context, str(err))
-                continue
-            except _RETRYABLE_CREATE_ERRORS:
-                raise
-            except (RunwayError, ValueError) as err:
+            except RunwayError as err:
+                if waits_for_capacity(err):
+                    self._wait_for_capacity(context, str(err), getattr(err, "retry_after", None))
+                    continue
+                if isinstance(err, _RETRYABLE_CREATE_ERRORS):
+                    raise
+                raise AirflowFailException(self._create_failure_message(err)) from err
+            except ValueError as err:
                 raise AirflowFailException(self._create_failure_message(err)) from err
             break
         if self._capacity_since is not None:
             self.log.info(
-                "A generation slot freed up after %.1f s (%d attempts)",
+                "KIE accepted the task after %.1f s (%d attempts)",
                 time.time() - self._capacity_since,
                 self._capacity_attempts + 1,
             )
@@ -317,10 +319,11 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         start_date = getattr(context["ti"], "start_date", None)
         return start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
 
-    def _wait_for_capacity(self, context: Context, reason: str) -> None:
-        """Pause before creating again while the account's generation slots are all busy.
+    def _wait_for_capacity(self, context: Context, reason: str, retry_after: float | None = None) -> None:
+        """Pause before creating again while KIE cannot take the task (concurrency or rate limit).
 
-        The pause grows exponentially from ``poll_interval`` (see ``core.retry.capacity_delay``). The wait
+        The pause grows exponentially from ``poll_interval``, at least ``retry_after`` (see
+        ``core.retry.capacity_delay``). The wait
         ends with a :class:`RunwayWaitError` (an Airflow retry may create the task) once ``timeout``
         from its start, or the task's ``execution_timeout``, has passed. Logged once per wait.
         """
@@ -328,8 +331,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         if self._capacity_since is None:
             self._capacity_since = now
             self.log.warning(
-                "Every generation slot of the KIE account is busy (%s); nothing was created or charged. "
-                "Creating the task again with back-off until a slot frees up",
+                "KIE cannot take the task now (%s); nothing was created or charged. "
+                "Creating it again with back-off until KIE accepts it",
                 reason,
             )
         limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
@@ -338,12 +341,12 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         )
         if now >= deadline:
             raise RunwayWaitError(
-                f"No generation slot of the KIE account freed up within the {source} "
+                f"KIE did not accept the task within the {source} "
                 f"({self._capacity_attempts + 1} attempts over {now - self._capacity_since:.1f} s; last: {reason}). "
                 "Nothing was created or charged; a retry tries again."
             )
         self._capacity_attempts += 1
-        time.sleep(capacity_delay(self._capacity_attempts, self.poll_interval, deadline - now))
+        time.sleep(capacity_delay(self._capacity_attempts, self.poll_interval, deadline - now, retry_after))
 
     def _create_again(self, context: Context, task: RunwayTask) -> str:
         """Replace ``task``, which KIE failed for the concurrency limit before charging, by a new task."""

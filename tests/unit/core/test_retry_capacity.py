@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_runway.core import RunwayConcurrencyLimitError, RunwayRequestRejectedError, RunwayTask
+from airflow_provider_runway.core import (
+    RunwayConcurrencyLimitError,
+    RunwayRateLimitedError,
+    RunwayRequestRejectedError,
+    RunwayTask,
+)
 from airflow_provider_runway.core.results import TaskFamily, TaskStatus
 from airflow_provider_runway.core.retry import (
     MAX_CAPACITY_BACKOFF,
@@ -34,6 +39,7 @@ def test_what_waits_for_a_slot() -> None:
     assert not waits_for_capacity(running)
     assert not waits_for_capacity(RunwayRequestRejectedError("Invalid prompt", code=400))
     assert not waits_for_capacity(None)
+    assert waits_for_capacity(RunwayRateLimitedError("Too many requests", code=429))
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 5, 20])
@@ -45,3 +51,4 @@ def test_capacity_delay_grows_from_the_poll_interval_and_is_capped(attempt: int)
         assert expected / 2 <= delay <= expected
     assert capacity_delay(attempt, base, remaining=0.5) <= 0.5
     assert capacity_delay(attempt, base, remaining=-3) == 0.0
+    assert capacity_delay(attempt, base, retry_after=45.0) >= 45.0  # Retry-After wins over the cap

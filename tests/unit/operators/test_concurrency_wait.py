@@ -14,7 +14,7 @@ from unittest import mock
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_runway.core import RunwayConcurrencyLimitError, TaskStatus
+from airflow_provider_runway.core import RunwayConcurrencyLimitError, RunwayRateLimitedError, TaskStatus
 from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators.runway import RunwayExtendOperator, RunwayGenerateOperator
 
@@ -75,7 +75,7 @@ def _restore_log() -> Any:
 
 
 def capacity_warnings(log: mock.MagicMock) -> int:
-    return sum("generation slot" in str(call.args[0]) for call in log.warning.call_args_list)
+    return sum("KIE cannot take the task now" in str(call.args[0]) for call in log.warning.call_args_list)
 
 
 def test_a_create_refused_for_concurrency_is_created_again_once_a_slot_frees(
@@ -94,13 +94,26 @@ def test_a_create_refused_for_concurrency_is_created_again_once_a_slot_frees(
     assert resume_records.data == resume_records.after_success("task-1")
 
 
+def test_a_create_still_rate_limited_after_the_http_retries_is_created_again_after_retry_after(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
+) -> None:
+    limited = RunwayRateLimitedError("Too many requests", code=429, http_status=429, retry_after=7.0)
+    hook.create_task.side_effect = [limited, "task-1"]
+    op = generate(hook)
+    log = quiet(op)
+    assert op.execute(context)["task_id"] == "task-1"
+    assert clock.sleeps[0] >= 7.0  # Retry-After honoured
+    assert capacity_warnings(log) == 1
+    assert resume_records.data == resume_records.after_success("task-1")
+
+
 def test_waiting_for_a_slot_ends_at_the_timeout_and_leaves_the_try_to_airflow_retries(
     hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
 ) -> None:
     hook.create_task.side_effect = lambda request: (_ for _ in ()).throw(refused())
     op = generate(hook, timeout=120)
     quiet(op)
-    with pytest.raises(AirflowException, match=r"No generation slot .* within the timeout of 120 s") as err:
+    with pytest.raises(AirflowException, match=r"KIE did not accept the task within the timeout of 120 s") as err:
         op.execute(context)
     assert not isinstance(err.value, AirflowFailException)  # nothing was charged: an Airflow retry is safe
     assert "Nothing was created or charged" in str(err.value)

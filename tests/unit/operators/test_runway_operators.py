@@ -14,7 +14,6 @@ from airflow_provider_runway.core import (
     RunwayInsufficientCreditsError,
     RunwayNotFoundError,
     RunwayParameterError,
-    RunwayRateLimitedError,
     RunwayRequestRejectedError,
     RunwayTaskTimeoutError,
     RunwayTransportError,
@@ -300,8 +299,7 @@ def test_final_create_errors_fail_without_retry(
 
 @pytest.mark.parametrize(
     "error",
-    [
-        RunwayRateLimitedError("slow down", code=429),
+    [  # a 429 the HTTP retries could not ride out is waited out within the try (test_concurrency_wait.py)
         RunwayUnavailableError("maintenance", code=455),
         RunwayTransportError("refused", request_sent=False),
     ],
