@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 import tenacity
 
 from airflow_provider_runway.core.errors import (
+    RunwayConcurrencyLimitError,
     RunwayError,
     RunwayRateLimitedError,
     RunwayTransportError,
@@ -27,6 +28,8 @@ MAX_BACKOFF = 60.0
 MAX_RETRY_AFTER = 300.0
 #: Code KIE uses for planned maintenance: nothing was created, so a create may be retried.
 MAINTENANCE_CODE = 455
+#: Longest pause between two creates while every generation slot of the account is busy, in seconds.
+MAX_CAPACITY_BACKOFF = 30.0
 
 T = TypeVar("T")
 RetryPolicy = Callable[[BaseException], bool]
@@ -72,7 +75,35 @@ def create_outcome_unknown(error: BaseException) -> bool:
     Every retryable failure the create policy does not retry is one where the request may have been
     acted on (a 5xx, a read timeout, a dropped connection, a body that is not the documented envelope).
     """
+    if isinstance(error, RunwayConcurrencyLimitError):  # KIE answered: nothing was created
+        return False
     return read_may_retry(error) and not create_may_retry(error)
+
+
+def waits_for_capacity(outcome: object) -> bool:
+    """Whether a create's outcome means "KIE cannot take it now": create again later, within the deadline.
+
+    ``outcome`` is the error a create raised: a 400 "Reached the limit for concurrent generations", or a
+    429 the HTTP retries could not ride out (KIE rejects, and does not queue, creates over its rate
+    limit); or the task a create returned when KIE accepted it and then failed it with the concurrency
+    message before charging. In every case nothing was created or paid, so creating again cannot pay twice.
+    """
+    if isinstance(outcome, (RunwayConcurrencyLimitError, RunwayRateLimitedError)):
+        return True
+    return bool(getattr(outcome, "failed_for_concurrency", False))
+
+
+def capacity_delay(
+    attempt: int, delay: float, remaining: float | None = None, retry_after: float | None = None
+) -> float:
+    """Seconds to wait before create number ``attempt + 1`` while KIE cannot take the task.
+
+    The exponential back-off of :func:`backoff_delay` from ``delay`` (the wait's poll interval), at
+    most :data:`MAX_CAPACITY_BACKOFF` and at least ``retry_after``, never past the ``remaining``
+    seconds before the deadline.
+    """
+    wait = backoff_delay(attempt, delay, retry_after, cap=MAX_CAPACITY_BACKOFF)
+    return wait if remaining is None else max(0.0, min(wait, remaining))
 
 
 class BackoffWait(tenacity.wait.wait_base):

@@ -47,6 +47,11 @@ def read_record(key: str) -> str | None:
     return str(value) if value else None
 
 
+def write_record(key: str, external_id: str) -> None:
+    """Store ``external_id`` as the record under ``key``."""
+    Variable.set(key, external_id)
+
+
 def delete_record(key: str) -> None:
     """Delete the record; a missing one is fine."""
     Variable.delete(key)
@@ -103,7 +108,7 @@ class VariableResumableJobMixin(ABC):
                 if self.is_job_succeeded(status):
                     return self.get_job_result(stored, context)
             external_id = self.submit_job(context)
-            Variable.set(key, external_id)
+            write_record(key, external_id)
             self.poll_until_complete(external_id, context)
             return self.get_job_result(external_id, context)
 

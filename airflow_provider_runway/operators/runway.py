@@ -41,7 +41,8 @@ from airflow_provider_runway.core import (
     TaskStatus,
     ValidationLimits,
 )
-from airflow_provider_runway.core.models import DEFAULT_DURATIONS, redact_url
+from airflow_provider_runway.core.models import DEFAULT_DURATIONS, QUALITIES, redact_url
+from airflow_provider_runway.core.retry import capacity_delay, waits_for_capacity
 from airflow_provider_runway.core.wait import (
     Outcome,
     WaitDecision,
@@ -92,6 +93,7 @@ RESULT_KEYS: tuple[str, ...] = (
     "expired",
     "created_at",
     "completed_at",
+    "quality",
     "fail_code",
     "fail_message",
 )
@@ -108,6 +110,7 @@ _PLACEHOLDERS: dict[str, Any] = {
     "reference_image": "https://templated.invalid/reference.png",
     "callback_url": "https://templated.invalid/callback",
     "source_task_id": "templated-task-id",
+    "source_quality": None,
     "duration": 5,
     "quality": "720p",
     "aspect_ratio": "16:9",
@@ -152,7 +155,8 @@ def _coerce_rendered(name: str, value: Any) -> Any:
     text = value.strip()
     if name == "upload_cn" and text.lower() in ("true", "false"):
         return text.lower() == "true"
-    if name in ("seed", "image_url", "reference_image", "callback_url", "aspect_ratio") and text in ("", "None"):
+    optional = ("seed", "image_url", "reference_image", "callback_url", "aspect_ratio", "source_quality")
+    if name in optional and text in ("", "None"):
         return None
     return value
 
@@ -220,6 +224,9 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._known_task: RunwayTask | None = None
         self._result: dict[str, Any] | None = None
         self._try_started: float | None = None
+        self._capacity_since: float | None = None
+        self._capacity_attempts = 0
+        self._created = False  # this try created the task it waits for
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -291,22 +298,44 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # One operator object may run several tries in one process (dag.test): start clean.
         self.runway_task_id, self._known_task, self._result = None, None, None
+        self._capacity_since, self._capacity_attempts, self._created = None, 0, False
         self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
         self._request = self.build_request(self.hook.get_validation_limits())
         return storable_result(self.execute_resumable(context), self.multiple_outputs)
 
     def submit_job(self, context: Context) -> str:
-        """Create the Runway task; errors that retrying cannot fix fail the task without retries."""
+        """Create the Runway task; errors that retrying cannot fix fail the task without retries.
+
+        While KIE cannot take the task (it refuses the create with "Reached the limit for concurrent
+        generations", or with 429s the HTTP retries could not ride out), the create is repeated with
+        back-off until KIE accepts it or the try's deadline passes: nothing was created or charged,
+        so this cannot pay twice.
+        """
         request = self._request or self.build_request(self.hook.get_validation_limits())
-        request = self._upload_inputs(context, request)
-        try:
-            task_id = self.hook.create_task(request)
-        except _RETRYABLE_CREATE_ERRORS:
-            raise
-        except (RunwayError, ValueError) as err:
-            raise AirflowFailException(self._create_failure_message(err)) from err
+        # Uploaded once per try: a create repeated while KIE has no capacity reuses the URLs.
+        request = self._request = self._upload_inputs(context, request)
+        while True:
+            try:
+                task_id = self.hook.create_task(request)
+            except RunwayError as err:
+                if waits_for_capacity(err):
+                    self._wait_for_capacity(context, str(err), getattr(err, "retry_after", None))
+                    continue
+                if isinstance(err, _RETRYABLE_CREATE_ERRORS):
+                    raise
+                raise AirflowFailException(self._create_failure_message(err)) from err
+            except ValueError as err:
+                raise AirflowFailException(self._create_failure_message(err)) from err
+            break
+        if self._capacity_since is not None:
+            self.log.info(
+                "KIE accepted the task after %.1f s (%d attempts)",
+                time.time() - self._capacity_since,
+                self._capacity_attempts + 1,
+            )
         self.log.info("Created Runway %s task %s", self.family.value, task_id)
         self._known_task = RunwayTask(task_id=task_id, family=self.family, status=TaskStatus.PENDING)
+        self._created = True
         return task_id
 
     def _upload_inputs(self, context: Context, request: CreateRequest) -> CreateRequest:
@@ -324,7 +353,83 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                     f"{self.task_id}: uploading {name} failed: {err}; no Runway task was created"
                 ) from err
         context["ti"].xcom_push(key=RUNWAY_UPLOADED_INPUTS_XCOM_KEY, value=urls)
+        self._uploads = {}
         return dataclasses.replace(request, **urls)  # type: ignore[arg-type]
+
+    # -- waiting for a generation slot --------------------------------------------------------
+
+    def _try_started_at(self, context: Context) -> float | None:
+        """When this Airflow try started (``execution_timeout`` counts from it)."""
+        start_date = getattr(context["ti"], "start_date", None)
+        return start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
+
+    def _wait_for_capacity(self, context: Context, reason: str, retry_after: float | None = None) -> None:
+        """Pause before creating again while KIE cannot take the task (concurrency or rate limit).
+
+        The pause grows exponentially from ``poll_interval``, at least ``retry_after`` (see
+        ``core.retry.capacity_delay``). The wait
+        ends with a :class:`RunwayWaitError` (an Airflow retry may create the task) once ``timeout``
+        from its start, or the task's ``execution_timeout``, has passed. Logged once per wait.
+        """
+        now = time.time()
+        if self._capacity_since is None:
+            self._capacity_since = now
+            self.log.warning(
+                "KIE cannot take the task now (%s); nothing was created or charged. "
+                "Creating it again with back-off until KIE accepts it",
+                reason,
+            )
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
+        deadline, source = deadline_for(
+            self._capacity_since, self.timeout, started_at=self._try_started_at(context), execution_timeout=limit
+        )
+        if now >= deadline:
+            raise RunwayWaitError(
+                f"KIE did not accept the task within the {source} "
+                f"({self._capacity_attempts + 1} attempts over {now - self._capacity_since:.1f} s; last: {reason}). "
+                "Nothing was created or charged; a retry tries again."
+            )
+        self._capacity_attempts += 1
+        time.sleep(capacity_delay(self._capacity_attempts, self.poll_interval, deadline - now, retry_after))
+
+    def _create_again(self, context: Context, task: RunwayTask) -> str:
+        """Replace ``task``, which KIE failed for the concurrency limit before charging, by a new task."""
+        self._wait_for_capacity(context, f"Runway task {task.task_id} failed: {task.fail_message}")
+        task_id = self.submit_job(context)
+        self._remember(context, task_id)
+        self._announce(context, task_id)
+        return task_id
+
+    def _settled(self, context: Context, task_id: str) -> str:
+        """The task to hand to the triggerer: ``task_id``, or its replacement if KIE failed it at once for the limit.
+
+        KIE fails a create over the concurrency limit right away. One read of a task created in this
+        try lets the worker that created it create it again, instead of a deferral whose trigger fires
+        at once (which Airflow 3.3 may fail: apache/airflow#67287). A failed read defers as usual.
+        """
+        if not self._created:
+            return task_id
+        while True:
+            try:
+                task = self.hook.get_task(task_id, self.family)
+            except RunwayError:
+                return task_id
+            if not waits_for_capacity(task):
+                return task_id
+            task_id = self._create_again(context, task)
+
+    def _remember(self, context: Context, task_id: str) -> None:
+        """Store ``task_id`` as the task instance's Runway task, so a later try attaches to it."""
+        if not self.durable:
+            return
+        if AIRFLOW_V_3_3_PLUS:
+            store = context.get("task_state_store")
+            if store is not None:
+                store.set(self.external_id_key, task_id)
+            return
+        from airflow_provider_runway.operators import _resumable
+
+        _resumable.write_record(_resumable.record_key(context, self.external_id_key), task_id)
 
     def _create_failure_message(self, err: Exception) -> str:
         if isinstance(err, RunwayCreateUncertainError):
@@ -352,14 +457,18 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             self._result = {"task_id": task_id, "family": self.family.value, "state": state}
             return self._result
         if self.deferrable:
-            self._defer(context, task_id)
-        decision = self.hook.wait_for_task(
-            task_id,
-            self.family,
-            poll_interval=self.poll_interval,
-            deadline=time.time() + self.timeout,
-            deadline_source=f"timeout of {self.timeout:g} s",
-        )
+            self._defer(context, self._settled(context, task_id))
+        while True:
+            decision = self.hook.wait_for_task(
+                task_id,
+                self.family,
+                poll_interval=self.poll_interval,
+                deadline=time.time() + self.timeout,
+                deadline_source=f"timeout of {self.timeout:g} s",
+            )
+            if decision.task is None or not waits_for_capacity(decision.task):
+                break
+            task_id = self._create_again(context, decision.task)
         self._result = self._conclude(context, decision)
         return self._result
 
@@ -378,8 +487,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def _defer(self, context: Context, task_id: str) -> None:
         ti = context["ti"]
         try_number = getattr(ti, "try_number", None)
-        start_date = getattr(ti, "start_date", None)
-        started = start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
+        started = self._try_started_at(context)
         limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
         end_time, source = deadline_for(
             time.time(),
@@ -402,12 +510,22 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 deadline_source=source,
             ),
             method_name="execute_complete",
-            kwargs=None if try_number is None else {"deferred_try": try_number},
+            kwargs=self._resume_kwargs(try_number),
             # The trigger enforces the deadline, execution_timeout included: Airflow's own timeout
             # would end the task without calling execute_complete, so the message would not name
             # the Runway task.
             timeout=None,
         )
+
+    def _resume_kwargs(self, try_number: int | None) -> dict[str, Any] | None:
+        """What ``execute_complete`` needs from this try: its number, and a wait for a slot in progress."""
+        kwargs: dict[str, Any] = {}
+        if try_number is not None:
+            kwargs["deferred_try"] = try_number
+        if self._capacity_since is not None:
+            kwargs["capacity_since"] = self._capacity_since
+            kwargs["capacity_attempts"] = self._capacity_attempts
+        return kwargs or None
 
     def _read_task(self, task_id: str) -> RunwayTask:
         try:
@@ -418,9 +536,18 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     # -- results ----------------------------------------------------------------------------------
 
     def execute_complete(
-        self, context: Context, event: Mapping[str, Any], deferred_try: int | None = None
+        self,
+        context: Context,
+        event: Mapping[str, Any],
+        deferred_try: int | None = None,
+        capacity_since: float | None = None,
+        capacity_attempts: int = 0,
     ) -> dict[str, Any]:
-        """Turn the trigger's event into the return value, or into the matching failure."""
+        """Turn the trigger's event into the return value, or into the matching failure.
+
+        A task KIE failed for the concurrency limit is created again, and the new task waited for.
+        """
+        self._capacity_since, self._capacity_attempts = capacity_since, capacity_attempts
         if deferred_try is not None and deferred_try != context["ti"].try_number:
             # Airflow 3.0 resumes the retry of a task whose resumed try failed with that earlier try's
             # event: start this try afresh instead (it attaches to the stored Runway task).
@@ -438,7 +565,10 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     def _complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         self.runway_task_id = str(event.get("task_id") or self.runway_task_id or "")
-        return self._conclude(context, WaitDecision.from_event(event, self.runway_task_id))
+        decision = WaitDecision.from_event(event, self.runway_task_id)
+        if decision.task is not None and waits_for_capacity(decision.task):
+            self._defer(context, self._settled(context, self._create_again(context, decision.task)))
+        return self._conclude(context, decision)
 
     def _conclude(self, context: Context, decision: WaitDecision) -> dict[str, Any]:
         """The return value of a finished wait, or the failure it ended with."""
@@ -457,6 +587,11 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def _finish(self, context: Context, task: RunwayTask) -> dict[str, Any]:
         """The return value of a task that succeeded: the result keys, and the downloaded files."""
         result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
+        requested = getattr(self, "quality", None)
+        if result.get("quality") is None and requested in QUALITIES:
+            # KIE's record-detail omits the quality; a Runway video has the quality its task asked for,
+            # which an Extend of it needs (KIE cannot extend 1080p).
+            result["quality"] = requested
         if task.video_url:
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:
@@ -551,10 +686,13 @@ class RunwayExtendOperator(RunwayBaseOperator):
     :param quality: ``"720p"`` or ``"1080p"``.
     :param water_mark: Watermark text, ``""`` for none.
     :param callback_url: URL KIE calls when the task ends (templated).
+    :param source_quality: Quality of the source video when known (templated), e.g. the XComArg
+        ``generate.output["quality"]``. KIE cannot extend a 1080p video: such a source fails the task
+        before anything is created. Unknown (``None``), KIE's own refusal fails the task.
     """
 
     request_class = ExtendRequest
-    request_fields = ("source_task_id", "prompt", "quality", "water_mark", "callback_url")
+    request_fields = ("source_task_id", "prompt", "quality", "water_mark", "callback_url", "source_quality")
     template_fields: Sequence[str] = (*request_fields, "runway_conn_id", "download_to")
 
     def __init__(
@@ -565,6 +703,7 @@ class RunwayExtendOperator(RunwayBaseOperator):
         quality: str = "720p",
         water_mark: str = "",
         callback_url: str | XComArg | None = None,
+        source_quality: str | XComArg | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -573,6 +712,7 @@ class RunwayExtendOperator(RunwayBaseOperator):
         self.quality = quality
         self.water_mark = water_mark
         self.callback_url = callback_url
+        self.source_quality = source_quality
         self.validate_static()
 
 

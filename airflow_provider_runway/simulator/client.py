@@ -69,7 +69,7 @@ class SimulatorClient:
         ``endpoint``: ``generate``, ``extend``, ``record-detail``, ``aleph-generate``, ``record-info``,
         ``credit``, ``download-url``, ``files``, ``file-stream-upload``, ``file-url-upload``,
         ``file-base64-upload``, ``tempfile`` (uploaded files), an API path, or ``*``. ``kind``: ``http500``,
-        ``http455``, ``http429`` (with ``retry_after``), ``malformed_json``, ``html_error``, ``slow``
+        ``http455``, ``http408``, ``http429`` (with ``retry_after``), ``malformed_json``, ``html_error``, ``slow``
         (with ``delay``), ``drop``, ``drop_after``. Without count or fraction, ``count=1``.
         """
         if count is None and fraction is None:

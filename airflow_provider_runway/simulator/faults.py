@@ -11,6 +11,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "http500",
     "http455",
     "http429",
+    "http408",
     "malformed_json",
     "html_error",
     "slow",

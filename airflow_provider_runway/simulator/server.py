@@ -266,6 +266,8 @@ class RunwaySimulator:
             return self.http_error(500, "Internal Server Error")
         if kind == "http455":
             return self.http_error(455, "Service unavailable: the system is under maintenance")
+        if kind == "http408":
+            return self.http_error(408, "Upstream returned nothing for over 10 minutes")
         if kind == "http429":
             headers = {"Retry-After": f"{rule.retry_after:g}"} if rule.retry_after is not None else None
             return _json(429, {"code": 429, "msg": "Too many requests", "data": None}, headers)
