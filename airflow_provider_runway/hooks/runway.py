@@ -47,7 +47,7 @@ from airflow_provider_runway.core.models import (
     is_task_id,
     redact_url,
 )
-from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_record
+from airflow_provider_runway.core.results import RUNWAY_STATES, RunwayTask, TaskFamily, TaskStatus, parse_record
 from airflow_provider_runway.core.retry import (
     DEFAULT_RETRY_DELAY,
     DEFAULT_RETRY_LIMIT,
@@ -312,10 +312,10 @@ def _new_client_session(settings: _Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=settings.ssl_context()),
+        # One timer per request: ``total`` bounds the read too, and a ``sock_read`` timer would be
+        # re-armed on every chunk (thousands of waits in a triggerer pay for each).
         timeout=aiohttp.ClientTimeout(
-            total=settings.connect_timeout + settings.read_timeout,
-            sock_connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
+            total=settings.connect_timeout + settings.read_timeout, sock_connect=settings.connect_timeout
         ),
         # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests.
         trust_env=True,
@@ -882,7 +882,9 @@ class RunwayHook(BaseHook):
             "GET",
             path,
             params={"taskId": task_id},
-            parse=lambda data: self._to_task(task_family, data, task_id, path),
+            parse=lambda data: (
+                _pending_task(task_family, data, task_id) or self._to_task(task_family, data, task_id, path)
+            ),
             task_id=task_id,
         )
 
@@ -913,6 +915,30 @@ class RunwayHook(BaseHook):
             max_consecutive_errors=max_consecutive_errors,
         )
         return wait_sync(lambda: self.get_task(task_id, family), policy, log=self.log)
+
+
+_UNFINISHED = (TaskStatus.PENDING, TaskStatus.RUNNING)
+
+
+def _pending_task(family: TaskFamily, data: Any, task_id: str) -> RunwayTask | None:
+    """A record that plainly says "not finished yet", without the full normalisation; else None.
+
+    Most reads of a wait return such a record, and nothing but its status matters to the wait.
+    """
+    if not isinstance(data, dict):
+        return None
+    if family is TaskFamily.RUNWAY:
+        raw = data.get("state")
+        status = RUNWAY_STATES.get(raw) if isinstance(raw, str) else None
+        if status in _UNFINISHED:
+            return RunwayTask(task_id=task_id, family=family, status=status, raw_state=raw)  # type: ignore[arg-type]
+        return None
+    flag = data.get("successFlag")
+    if flag == 0 and not isinstance(flag, bool) and not data.get("errorCode") and not data.get("errorMessage"):
+        response = data.get("response")
+        status = TaskStatus.RUNNING if isinstance(response, dict) and response else TaskStatus.PENDING
+        return RunwayTask(task_id=task_id, family=family, status=status, raw_state=f"successFlag={flag}")
+    return None
 
 
 async def _aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
