@@ -40,7 +40,7 @@ PROGRESS_LOG_INTERVAL = 30.0
 #: Seconds between two reads around the expected end of a generation.
 FAST_POLL_INTERVAL = 1.0
 #: How long before the expected end the frequent reads begin.
-FAST_WINDOW_LEAD = 2.0
+FAST_WINDOW_LEAD = 1.0
 #: Most frequent reads per wait; a generation that outlasts them is read every ``poll_interval`` again.
 FAST_WINDOW_READS = 6
 #: Generation times remembered per (family, duration, quality) for :func:`expected_duration`.
@@ -331,7 +331,7 @@ class WaitPolicy:
         if gap > 1e-3:
             # Evenly spaced reads, as many as at a fixed poll_interval, the last one at the window's start.
             return gap / math.ceil(gap / interval)
-        if now < start + FAST_WINDOW_READS * FAST_POLL_INTERVAL - 1e-3:
+        if now < start + (FAST_WINDOW_READS - 1) * FAST_POLL_INTERVAL - 1e-3:
             return FAST_POLL_INTERVAL
         return interval
 

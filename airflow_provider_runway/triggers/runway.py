@@ -187,7 +187,8 @@ class RunwayTaskTrigger(BaseTrigger):
             decision = policy.cannot_wait(wait.state, error)
         if decision.outcome is Outcome.DONE and decision.task is not None:
             self._learn(decision.task, wait.state.started_at)
-            if self.end_in_triggerer and (ended := await self._task_end_event(decision.task)) is not None:
+            usual = decision.to_event(self.runway_task_id, self.family)
+            if self.end_in_triggerer and (ended := await self._task_end_event(decision.task, usual)) is not None:
                 yield ended
                 return
         yield TriggerEvent(decision.to_event(self.runway_task_id, self.family))
@@ -199,7 +200,7 @@ class RunwayTaskTrigger(BaseTrigger):
         ended = completed if completed is not None and started_at < completed <= now + 1.0 else now
         learn_duration(self.family, self.duration, self.quality, ended - started_at)
 
-    async def _task_end_event(self, task: RunwayTask) -> TriggerEvent | None:
+    async def _task_end_event(self, task: RunwayTask, success_event: dict[str, Any]) -> TriggerEvent | None:
         """The event that ends the task here with its result, or None to resume it on a worker."""
         from airflow_provider_runway.operators.runway import RESULT_KEYS  # the operator module imports this one
 
@@ -219,6 +220,9 @@ class RunwayTaskTrigger(BaseTrigger):
                 )
                 return None
         self.log.info("Runway task %s succeeded: ending the task in the triggerer", self.runway_task_id)
+        # A runner that does not know task-end events (dag.test runs triggers inline on every version)
+        # resumes the task with the payload: make that the usual event, so the worker path still works.
+        event.payload = success_event
         return event
 
 

@@ -15,13 +15,13 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from airflow.triggers.base import TriggerEvent
 from airflow.providers.common.compat.sdk import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     TaskDeferred,
 )
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_runway.core import wait as wait_module
 from airflow_provider_runway.core.errors import (
