@@ -17,11 +17,13 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 import requests
+from aiohttp.helpers import get_env_proxy_for_url
 from airflow.providers.common.compat.sdk import BaseHook
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from yarl import URL
 
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import (
@@ -317,9 +319,21 @@ def _new_client_session(settings: _Settings) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(
             total=settings.connect_timeout + settings.read_timeout, sock_connect=settings.connect_timeout
         ),
-        # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests.
-        trust_env=True,
+        # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests, but
+        # are read once per wait (_env_proxy), not by aiohttp on every request through two thread hops.
+        trust_env=False,
     )
+
+
+def _env_proxy(settings: _Settings) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The proxy for the API: the connection's ``proxies`` extra, else HTTPS_PROXY / NO_PROXY from the environment."""
+    if settings.async_proxy:
+        return settings.async_proxy, None
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(settings.base_url))
+    except LookupError:
+        return None, None
+    return str(proxy), auth
 
 
 class _LoopShared:
@@ -444,6 +458,7 @@ class RunwayHook(BaseHook):
         self._requests_session: requests.Session | None = None
         self._asession: aiohttp.ClientSession | None = None
         self._asession_depth = 0
+        self._aproxy: tuple[str | None, aiohttp.BasicAuth | None] = (None, None)
         self._session_key: tuple[Any, ...] = ()
         self._shared: _LoopShared | None = None
         self._checked_task_ids: set[str] = set()
@@ -603,8 +618,20 @@ class RunwayHook(BaseHook):
             response = await self._asend(method, path, params)
             return self._parsed(parse, method, path, response, task_id)
 
+        # Most reads succeed at once: only a failed first attempt pays for the retry machinery, which then
+        # starts from that failure (same waits, logs and limits as if it had run the first attempt itself).
+        try:
+            return await attempt()
+        except Exception as error:
+            first_failure: list[BaseException] = [error]
+
+        async def resumed() -> Any:
+            if first_failure:
+                raise first_failure.pop()
+            return await attempt()
+
         return await acall_with_retries(
-            attempt,
+            resumed,
             policy=read_may_retry,
             retries=settings.retry_limit,
             delay=settings.retry_delay,
@@ -711,7 +738,8 @@ class RunwayHook(BaseHook):
                 f"{settings.base_url}{path}",
                 params=params,
                 allow_redirects=False,
-                proxy=settings.async_proxy,
+                proxy=self._aproxy[0],
+                proxy_auth=self._aproxy[1],
             ) as response:
                 limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
                 content = await _aread_capped(response.content, limit)
@@ -857,6 +885,7 @@ class RunwayHook(BaseHook):
             )
             self._shared = _loop_shared()
             self._asession = self._shared.acquire_session(self._session_key, lambda: _new_client_session(settings))
+            self._aproxy = _env_proxy(settings)
         self._asession_depth += 1
         return self
 
