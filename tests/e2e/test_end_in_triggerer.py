@@ -77,7 +77,11 @@ def test_a_task_ended_in_the_triggerer_leaves_the_same_state_and_xcoms(
         process_registry,
         home=e2e_tmp / "airflow",
         dags_folder=dags,
-        extra_env={"AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(connection)},
+        extra_env={
+            "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(connection),
+            # Airflow 2's REST API returns XCom values as stored only with this on.
+            "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
+        },
     )
     stack.start()
     stack.wait_for_dag(DAG_ID, DAG_FILE, timeout=120)
