@@ -7,7 +7,11 @@ is reset between runs and replays the same task ids and completion times for its
 * ``floor``: a bare aiohttp loop, one shared session, the same status reads and nothing else;
 * ``ours``: ``RunwayTaskTrigger.run()`` generators, as the triggerer runs them;
 * ``pattern``: what most official triggers do today (dbt Cloud, ``HttpSensorTrigger``): a sync
-  connection look-up and a new aiohttp session on every poll.
+  connection look-up and a new aiohttp session on every poll, the connection from an environment variable;
+* ``pattern-db``: the same with the connection in the metadata database (SQLite, Fernet-encrypted
+  password), read through Airflow's ``Connection`` model on every poll, as a triggerer's look-up ends up
+  doing (Airflow 2 in the triggerer itself; Airflow 3 in the API server, after a round trip through the
+  supervisor that is not counted here, so this is a lower bound).
 
 Usage (from the repository root)::
 
@@ -26,6 +30,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -46,7 +51,7 @@ from bench.stats import (
     ratio,
 )
 
-VARIANTS = ("floor", "ours", "pattern")
+VARIANTS = ("floor", "ours", "pattern", "pattern-db")
 CONN_ID = "runway_default"
 
 
@@ -149,7 +154,43 @@ def _floor_factory(plan: WaitPlan) -> tuple[WaitFn, Callable[[], Awaitable[None]
     return wait, session.close
 
 
-async def _wait_pattern(plan: WaitPlan, task_id: str, end_time: float) -> Outcome:
+class _DbConnection:
+    """The fields of a connection read from the metadata database, as ``BaseHook.get_connection`` returns them."""
+
+    def __init__(self, host: str | None, port: int | None, password: str | None, extra: dict[str, Any]) -> None:
+        self.host, self.port, self.password, self.extra_dejson = host, port, password, extra
+
+
+def _setup_db_connection(url: str) -> None:
+    """Store the Runway connection in this process's metadata database (only its ``connection`` table)."""
+    from airflow.models.connection import Connection
+    from airflow.settings import engine
+    from airflow.utils.session import create_session
+
+    from bench.common import API_KEY
+
+    table = Connection.__table__
+    referenced = {fk.column.table for fk in table.foreign_keys}  # Airflow 3.3's team table
+    table.metadata.create_all(bind=engine, tables=[*referenced, table], checkfirst=True)
+
+    with create_session() as session:
+        session.add(Connection(conn_id=CONN_ID, conn_type="runway", host=url, password=API_KEY))
+
+
+def _get_connection_from_db(conn_id: str) -> _DbConnection:
+    """One look-up through the metadata database: a query, the ORM row and the password's decryption."""
+    from airflow.models.connection import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        conn = session.scalar(select(Connection).where(Connection.conn_id == conn_id))
+        if conn is None:
+            raise LookupError(conn_id)
+        return _DbConnection(conn.host, conn.port, conn.password, conn.extra_dejson)
+
+
+async def _wait_pattern(plan: WaitPlan, task_id: str, end_time: float, *, from_db: bool = False) -> Outcome:
     """Like dbt Cloud's trigger and ``HttpSensorTrigger``: look-up and new session on every poll."""
     import aiohttp
     from airflow.providers.common.compat.sdk import BaseHook
@@ -163,7 +204,7 @@ async def _wait_pattern(plan: WaitPlan, task_id: str, end_time: float) -> Outcom
     started = time.time()
     await asyncio.sleep(plan.first_poll_delay)
     while True:
-        conn = BaseHook.get_connection(CONN_ID)
+        conn = _get_connection_from_db(CONN_ID) if from_db else BaseHook.get_connection(CONN_ID)
         headers = {"Authorization": f"Bearer {conn.password}", "User-Agent": USER_AGENT}
         url = build_base_url(conn.host, conn.port, conn.extra_dejson) + path
         async with (
@@ -206,6 +247,9 @@ def _waiter(plan: WaitPlan) -> tuple[WaitFn, Callable[[], Awaitable[None]] | Non
         return functools.partial(_wait_ours, plan), None
     if plan.variant == "pattern":
         return functools.partial(_wait_pattern, plan), None
+    if plan.variant == "pattern-db":
+        _setup_db_connection(plan.url)
+        return functools.partial(_wait_pattern, plan, from_db=True), None
     raise ValueError(f"unknown variant {plan.variant!r}")
 
 
@@ -304,6 +348,16 @@ def _sim_cpu(pid: int) -> float:
     return float(times.user + times.system)
 
 
+def _worker_env(url: str, variant: str) -> dict[str, str]:
+    env = connection_env(url)
+    if variant == "pattern-db":  # the password is stored encrypted, as in a deployment with a Fernet key
+        from cryptography.fernet import Fernet
+
+        env["AIRFLOW__CORE__FERNET_KEY"] = Fernet.generate_key().decode()
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{tempfile.mkdtemp(prefix='bench-db-')}/airflow.db"
+    return env
+
+
 def measure(
     sim: SimProcess,
     profile: Profile,
@@ -338,7 +392,7 @@ def measure(
             "--deadline",
             str(deadline),
         ],
-        connection_env(sim.url),
+        _worker_env(sim.url, variant),
         OUT / f"worker-{name}-{n}.log",
         timeout=deadline + 300,
     )
@@ -437,14 +491,16 @@ def ratio_table(rows: Sequence[Row], poll_interval: float) -> str:
     by = {(r.n, r.variant): r for r in rows}
     body = []
     for n in sorted({r.n for r in rows}):
-        ours, floor, pattern = by.get((n, "ours")), by.get((n, "floor")), by.get((n, "pattern"))
+        ours, floor = by.get((n, "ours")), by.get((n, "floor"))
+        pattern, pattern_db = by.get((n, "pattern")), by.get((n, "pattern-db"))
         if ours is None:
             continue
         vs_floor = ratio(ours.cpu_per_kwm, floor.cpu_per_kwm) if floor else math.nan
         vs_pattern = ratio(ours.cpu_per_kwm, pattern.cpu_per_kwm) if pattern else math.nan
+        vs_db = ratio(ours.cpu_per_kwm, pattern_db.cpu_per_kwm) if pattern_db else math.nan
         checks = [
-            f"<=1.3x floor: {_verdict(vs_floor <= 1.3)}" if floor else "",
-            f">=3x less than pattern: {_verdict(vs_pattern <= 1 / 3)}" if pattern else "",
+            f"<=1.2x floor: {_verdict(vs_floor <= 1.2)}" if floor else "",
+            f">=3x less than pattern-db: {_verdict(vs_db <= 1 / 3)}" if pattern_db else "",
             f"detect p99 <= {poll_interval + 1:g} s: {_verdict(ours.latency_p99_s <= poll_interval + 1)}",
             f"lag p99 < 100 ms: {_verdict(ours.lag_p99_ms < 100)}",
             f"errors 0: {_verdict(ours.errors == 0)}",
@@ -455,11 +511,22 @@ def ratio_table(rows: Sequence[Row], poll_interval: float) -> str:
                 fmt(vs_floor),
                 fmt(vs_pattern),
                 fmt(ratio(1, vs_pattern), 1),
+                fmt(vs_db),
+                fmt(ratio(1, vs_db), 1),
                 fmt(ratio(ours.rss_growth_mb, pattern.rss_growth_mb) if pattern else math.nan),
                 "; ".join(c for c in checks if c),
             ]
         )
-    headers = ["N", "CPU ours/floor", "CPU ours/pattern", "pattern/ours", "RSS growth ours/pattern", "targets"]
+    headers = [
+        "N",
+        "CPU ours/floor",
+        "ours/pattern",
+        "pattern/ours",
+        "ours/pattern-db",
+        "pattern-db/ours",
+        "RSS growth ours/pattern",
+        "targets (issue 15)",
+    ]
     return format_table(headers, body, title="Ratios (CPU per 1,000 wait-minutes) and targets")
 
 
@@ -487,15 +554,19 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def plot(rows: Sequence[Row], path: Path) -> None:
-    """CPU per 1,000 wait-minutes and peak RSS against N, one line per variant."""
-    import matplotlib
+def plot(rows: Sequence[Row], path: Path) -> bool:
+    """CPU per 1,000 wait-minutes and peak RSS against N, one line per variant (needs matplotlib)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install -e '.[bench]')")
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (cpu_ax, mem_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    colors = {"floor": "tab:gray", "ours": "tab:blue", "pattern": "tab:red"}
+    colors = {"floor": "tab:gray", "ours": "tab:blue", "pattern": "tab:red", "pattern-db": "tab:purple"}
     for variant in VARIANTS:
         points = sorted((r.n, r.cpu_per_kwm, r.rss_peak_mb, r.rss_growth_mb) for r in rows if r.variant == variant)
         if not points:
@@ -514,6 +585,7 @@ def plot(rows: Sequence[Row], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 def orchestrate(args: argparse.Namespace) -> int:
@@ -568,15 +640,17 @@ def orchestrate(args: argparse.Namespace) -> int:
     (OUT / "triggerer_scale.json").write_text(
         json.dumps({"profile": asdict(profile), "rows": [asdict(r) for r in rows + smart]}, indent=1)
     )
-    plot(rows, OUT / "triggerer_scale.png")
-    print(f"\nwrote {OUT / 'triggerer_scale.txt'}, .json and .png")
+    plotted = plot(rows, OUT / "triggerer_scale.png")
+    print(f"\nwrote {OUT / 'triggerer_scale.txt'}, .json{' and .png' if plotted else ''}")
     return 0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", help="comma-separated numbers of concurrent waits (default 100,1000,5000)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of floor,ours,pattern")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, time-scale 0.1, 1 s polls")
     parser.add_argument("--no-smart", action="store_true", help="skip the smart-polling comparison")
     parser.add_argument("--no-submission", action="store_true", help="skip the submission-overhead comparison")

@@ -329,6 +329,28 @@ def parse_aleph_record(data: Any, task_id: str | None = None) -> RunwayTask:
     return _finish(task, raw_video_url)
 
 
+def parse_unfinished(family: TaskFamily, data: Any, task_id: str) -> RunwayTask | None:
+    """A status record that plainly says "not finished yet", read without the full normalisation; else None.
+
+    Most reads of a wait return such a record, and nothing but its status matters to the wait
+    (a triggerer with thousands of waits pays for every field parsed).
+    """
+    if not isinstance(data, dict):
+        return None
+    if family is TaskFamily.RUNWAY:
+        raw = data.get("state")
+        status = RUNWAY_STATES.get(raw) if isinstance(raw, str) else None
+        if status is TaskStatus.PENDING or status is TaskStatus.RUNNING:
+            return RunwayTask(task_id=task_id, family=family, status=status, raw_state=raw)
+        return None
+    flag = data.get("successFlag")
+    if flag == 0 and not isinstance(flag, bool) and not data.get("errorCode") and not data.get("errorMessage"):
+        response = data.get("response")
+        status = TaskStatus.RUNNING if isinstance(response, dict) and response else TaskStatus.PENDING
+        return RunwayTask(task_id=task_id, family=family, status=status, raw_state=f"successFlag={flag}")
+    return None
+
+
 def parse_record(family: str | TaskFamily, data: Any, task_id: str | None = None) -> RunwayTask:
     """Normalise a status ``data`` object of either family."""
     if TaskFamily.coerce(family) is TaskFamily.ALEPH:

@@ -7,7 +7,10 @@ Nothing here imports Airflow; time is passed in, so the rules are tested without
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -34,6 +37,45 @@ MAX_CONSECUTIVE_READ_ERRORS = 5
 MAX_ERROR_BACKOFF = 60.0
 #: Least time between two progress lines of one wait; a short wait logs none.
 PROGRESS_LOG_INTERVAL = 30.0
+#: Seconds between two reads around the expected end of a generation.
+FAST_POLL_INTERVAL = 1.0
+#: How long before the expected end the frequent reads begin.
+FAST_WINDOW_LEAD = 1.0
+#: Most frequent reads per wait; a generation that outlasts them is read every ``poll_interval`` again.
+FAST_WINDOW_READS = 6
+#: Generation times remembered per (family, duration, quality) for :func:`expected_duration`.
+LEARNED_SAMPLES = 25
+
+# Generation times seen by this process (e.g. one triggerer), per (family, duration, quality).
+_learned: dict[tuple[str, str, str], deque[float]] = {}
+
+
+def _duration_key(family: str, duration: Any, quality: Any) -> tuple[str, str, str]:
+    return (str(family), "" if duration is None else str(duration), "" if quality is None else str(quality).lower())
+
+
+def learn_duration(family: str, duration: Any, quality: Any, seconds: float) -> None:
+    """Remember that a generation of this kind took ``seconds`` from the start of its wait."""
+    if not 0.0 < seconds < 24 * 3600:
+        return
+    key = _duration_key(family, duration, quality)
+    samples = _learned.get(key)
+    if samples is None:
+        samples = _learned[key] = deque(maxlen=LEARNED_SAMPLES)
+    samples.append(float(seconds))
+
+
+def expected_duration(family: str, duration: Any, quality: Any, given: float | None = None) -> float | None:
+    """How long a generation of this kind should take, in seconds from the start of its wait.
+
+    ``given`` (the operator's ``expected_duration``) wins; otherwise the median of the generation
+    times this process has seen for the same family, duration and quality; ``None`` when neither
+    is known (KIE documents no generation times), and the wait then reads every ``poll_interval``.
+    """
+    if given is not None:
+        return float(given) if given > 0 else None
+    samples = _learned.get(_duration_key(family, duration, quality))
+    return statistics.median(samples) if samples else None
 
 
 class Outcome(str, Enum):
@@ -208,6 +250,10 @@ class WaitPolicy:
     :param retry_delay: Base of the back-off after a failed read, in seconds (``None``: 1 s).
     :param max_consecutive_errors: Failed reads in a row that end the wait.
     :param not_found_grace: Seconds a 404 counts as "not visible yet".
+    :param expected_end: When the generation should end, Unix epoch seconds, if known. Reads are then
+        placed where the answer changes: before it at most ``poll_interval`` apart and timed so one
+        lands :data:`FAST_WINDOW_LEAD` seconds before it, then every :data:`FAST_POLL_INTERVAL`
+        seconds for at most :data:`FAST_WINDOW_READS` reads, then every ``poll_interval`` again.
     """
 
     def __init__(
@@ -220,8 +266,10 @@ class WaitPolicy:
         retry_delay: float | None = None,
         max_consecutive_errors: int | None = None,
         not_found_grace: float | None = None,
+        expected_end: float | None = None,
     ) -> None:
         self.task_id = task_id
+        self.expected_end = expected_end
         self.poll_interval = float(poll_interval)
         self.deadline = deadline
         self.deadline_source = deadline_source
@@ -271,7 +319,21 @@ class WaitPolicy:
             state = replace(state, last_log=now)
             shown = f"{task.status.value} ({task.raw_state or 'no state'})"
             log = f"Runway task {self.task_id} is {shown} after {now - state.started_at:.0f} s"
-        return self._poll(state, now, self.poll_interval, task=task, log=log)
+        return self._poll(state, now, self.pending_delay(now), task=task, log=log)
+
+    def pending_delay(self, now: float) -> float:
+        """Seconds until the next read of a task still running at ``now`` (never more than ``poll_interval``)."""
+        interval = self.poll_interval
+        if self.expected_end is None or interval <= FAST_POLL_INTERVAL:
+            return interval
+        start = self.expected_end - FAST_WINDOW_LEAD
+        gap = start - now
+        if gap > 1e-3:
+            # Evenly spaced reads, as many as at a fixed poll_interval, the last one at the window's start.
+            return gap / math.ceil(gap / interval)
+        if now < start + (FAST_WINDOW_READS - 1) * FAST_POLL_INTERVAL - 1e-3:
+            return FAST_POLL_INTERVAL
+        return interval
 
     def _read_failed(self, error: RunwayError, state: WaitState, now: float) -> WaitDecision:
         if isinstance(error, RunwayNotFoundError):

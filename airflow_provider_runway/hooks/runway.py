@@ -33,7 +33,7 @@ from airflow_provider_runway.core.models import (
     is_task_id,
     redact_url,
 )
-from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_record
+from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_record, parse_unfinished
 from airflow_provider_runway.core.retry import (
     DEFAULT_RETRY_DELAY,
     DEFAULT_RETRY_LIMIT,
@@ -79,6 +79,7 @@ from airflow_provider_runway.hooks.transport import (
     loop_shared,
     mask_in_logs,
     new_client_session,
+    proxy_for,
     read_capped,
     redact_error,
     redact_key,
@@ -159,6 +160,7 @@ class RunwayHook(BaseHook):
         self._requests_session: requests.Session | None = None
         self._asession: aiohttp.ClientSession | None = None
         self._asession_depth = 0
+        self._aproxy: tuple[str | None, aiohttp.BasicAuth | None] = (None, None)
         self._session_key: tuple[Any, ...] = ()
         self._shared: LoopShared | None = None
         self._checked_task_ids: set[str] = set()
@@ -418,7 +420,8 @@ class RunwayHook(BaseHook):
                 f"{settings.base_url}{path}",
                 params=params,
                 allow_redirects=False,
-                proxy=settings.async_proxy,
+                proxy=self._aproxy[0],
+                proxy_auth=self._aproxy[1],
             ) as response:
                 limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
                 content = await aread_capped(response.content, limit)
@@ -606,6 +609,7 @@ class RunwayHook(BaseHook):
             )
             self._shared = loop_shared()
             self._asession = self._shared.acquire_session(self._session_key, lambda: new_client_session(settings))
+            self._aproxy = proxy_for(settings)
         self._asession_depth += 1
         return self
 
@@ -631,7 +635,9 @@ class RunwayHook(BaseHook):
             "GET",
             path,
             params={"taskId": task_id},
-            parse=lambda data: self._to_task(task_family, data, task_id, path),
+            parse=lambda data: (
+                parse_unfinished(task_family, data, task_id) or self._to_task(task_family, data, task_id, path)
+            ),
             task_id=task_id,
         )
 

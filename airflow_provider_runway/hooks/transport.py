@@ -23,10 +23,12 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 import requests
+from aiohttp.helpers import get_env_proxy_for_url
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from yarl import URL
 
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import MAX_ERROR_BODY_BYTES, RunwayApiError, RunwayAuthError, RunwayError
@@ -286,14 +288,26 @@ def new_client_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=settings.ssl_context()),
+        # One timer per request: ``total`` bounds the read too, and a ``sock_read`` timer would be
+        # re-armed on every chunk (thousands of waits in a triggerer pay for each).
         timeout=aiohttp.ClientTimeout(
-            total=settings.connect_timeout + settings.read_timeout,
-            sock_connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
+            total=settings.connect_timeout + settings.read_timeout, sock_connect=settings.connect_timeout
         ),
-        # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests.
-        trust_env=True,
+        # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests, but
+        # are read once per wait (proxy_for), not by aiohttp on every request through two thread hops.
+        trust_env=False,
     )
+
+
+def proxy_for(settings: Settings) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The proxy for the API: the connection's ``proxies`` extra, else HTTPS_PROXY / NO_PROXY from the environment."""
+    if settings.async_proxy:
+        return settings.async_proxy, None
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(settings.base_url))
+    except LookupError:
+        return None, None
+    return str(proxy), auth
 
 
 class LoopShared:

@@ -66,6 +66,7 @@ from airflow_provider_runway.transfer.uploads import (
     resolve_input,
 )
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from airflow_provider_runway.triggers.task_end import task_end_supported
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
 
 if AIRFLOW_V_3_3_PLUS:
@@ -182,6 +183,17 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     :param retry_remote_failures: A failed generation ends the task without retries by default, since
         a retry pays again. Set True to let Airflow retries create a new Runway task after a failure.
     :param durable: Store the Runway task id so a retry attaches to it (True by default).
+    :param first_poll_delay: Seconds before the first status read of a deferred wait (a fresh task is
+        rarely done at once).
+    :param expected_duration: How long the generation should take, in seconds or as a timedelta,
+        counted from the start of the deferred wait. Reads then cluster around that time, so the end is
+        seen about a second after it happens without more reads per video; ``None`` (the default) uses
+        what the triggerer learned from earlier waits of the same family, duration and quality.
+    :param end_in_triggerer: With ``deferrable``, let a successful task end in the triggerer, with the
+        same XComs, when nothing is left for a worker (no ``download_to``, no ``on_success_callback``,
+        no mapped task downstream) and the running Airflow supports task-end events. Failures and
+        timeouts always resume on a worker. Set False when listeners or a custom XCom backend must
+        see the result.
     """
 
     family: ClassVar[TaskFamily] = TaskFamily.RUNWAY
@@ -206,9 +218,19 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         download_to: str | ObjectStoragePath | None = None,
         retry_remote_failures: bool = False,
         multiple_outputs: bool = True,
+        first_poll_delay: float | timedelta = 0.0,
+        expected_duration: float | timedelta | None = None,
+        end_in_triggerer: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(multiple_outputs=multiple_outputs, **kwargs)
+        self.first_poll_delay = (
+            0.0 if first_poll_delay in (0, timedelta(0)) else to_seconds(first_poll_delay, "first_poll_delay")
+        )
+        self.expected_duration = (
+            None if expected_duration is None else to_seconds(expected_duration, "expected_duration")
+        )
+        self.end_in_triggerer = end_in_triggerer
         self.runway_conn_id = runway_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
@@ -508,6 +530,14 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 retry_limit=self.runway_retry_limit,
                 retry_delay=self.runway_retry_delay,
                 deadline_source=source,
+                first_poll_delay=self.first_poll_delay,
+                expected_duration=self.expected_duration,
+                duration=getattr(self._request, "duration", None),
+                quality=getattr(self._request, "quality", None),
+                end_in_triggerer=self._ends_in_triggerer(),
+                multiple_outputs=self.multiple_outputs,
+                do_xcom_push=self.do_xcom_push,
+                resume_record=self._resume_record(context),
             ),
             method_name="execute_complete",
             kwargs=self._resume_kwargs(try_number),
@@ -526,6 +556,23 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             kwargs["capacity_since"] = self._capacity_since
             kwargs["capacity_attempts"] = self._capacity_attempts
         return kwargs or None
+
+    def _ends_in_triggerer(self) -> bool:
+        """Whether nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``)."""
+        if not self.end_in_triggerer or self.download_to or self.on_success_callback or not task_end_supported():
+            return False
+        try:  # a mapped task downstream needs the length record a worker writes
+            return next(iter(self.iter_mapped_dependants()), None) is None
+        except Exception:  # no DAG attached (a bare operator in a test)
+            return True
+
+    def _resume_record(self, context: Context) -> str | None:
+        """The Variable keeping the Runway task id below Airflow 3.3, which the trigger deletes if it ends the task."""
+        if AIRFLOW_V_3_3_PLUS or not self.durable:
+            return None
+        from airflow_provider_runway.operators._resumable import record_key
+
+        return record_key(context, self.external_id_key)
 
     def _read_task(self, task_id: str) -> RunwayTask:
         try:

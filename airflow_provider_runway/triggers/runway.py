@@ -14,12 +14,17 @@ from airflow_provider_runway.core.errors import RunwayError
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily
 from airflow_provider_runway.core.wait import (
     MAX_CONSECUTIVE_READ_ERRORS,
+    Outcome,
     WaitDecision,
     WaitPolicy,
     WaitState,
+    expected_duration,
+    learn_duration,
     log_decision,
 )
 from airflow_provider_runway.hooks.runway import RunwayHook
+from airflow_provider_runway.links.runway import RUNWAY_RESULT_URL_XCOM_KEY
+from airflow_provider_runway.triggers.task_end import task_end_event
 
 #: Time a status read may take past the deadline (the last read happens at the deadline).
 DEADLINE_READ_GRACE = 10.0
@@ -60,6 +65,20 @@ class RunwayTaskTrigger(BaseTrigger):
         timeout message.
     :param wait_state: The wait's state so far (:meth:`WaitState.to_dict`), when it began before
         deferring; a fresh wait starts when the trigger runs otherwise.
+    :param expected_duration: Seconds from the start of the wait in which the generation should end;
+        ``None`` uses the median of the generations of the same ``duration`` and ``quality`` this
+        triggerer has seen. Reads cluster around that end (see :class:`WaitPolicy`).
+    :param duration: The generation's duration in seconds (with ``quality``, what it is compared with).
+    :param quality: The generation's quality.
+    :param end_in_triggerer: On success, end the task here with a task-end event carrying the XComs a
+        worker would push (``return_value``, each key with ``multiple_outputs``, the result URL), where
+        the running Airflow supports it; the operator sets it only when nothing is left for a worker.
+        Every other outcome, and Airflow versions without task-end events, resume on a worker.
+    :param multiple_outputs: The operator's ``multiple_outputs`` (with ``end_in_triggerer``).
+    :param do_xcom_push: The operator's ``do_xcom_push`` (with ``end_in_triggerer``).
+    :param resume_record: The Variable keeping the Runway task id for retries (Airflow below 3.3),
+        deleted before the task ends here, as ``execute_complete`` deletes it; when that fails the
+        task resumes on a worker instead.
     """
 
     def __init__(
@@ -75,6 +94,13 @@ class RunwayTaskTrigger(BaseTrigger):
         first_poll_delay: float = 0.0,
         deadline_source: str | None = None,
         wait_state: Mapping[str, Any] | None = None,
+        expected_duration: float | None = None,
+        duration: int | str | None = None,
+        quality: str | None = None,
+        end_in_triggerer: bool = False,
+        multiple_outputs: bool = True,
+        do_xcom_push: bool = True,
+        resume_record: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow
         if poll_interval <= 0:
@@ -94,6 +120,13 @@ class RunwayTaskTrigger(BaseTrigger):
         self.first_poll_delay = max(0.0, float(first_poll_delay))
         self.deadline_source = deadline_source
         self.wait_state = None if wait_state is None else WaitState.from_dict(wait_state).to_dict()
+        self.expected_duration = None if expected_duration is None else float(expected_duration)
+        self.duration = duration
+        self.quality = quality
+        self.end_in_triggerer = bool(end_in_triggerer)
+        self.multiple_outputs = bool(multiple_outputs)
+        self.do_xcom_push = bool(do_xcom_push)
+        self.resume_record = resume_record
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Serialize the trigger's class path and keyword arguments."""
@@ -111,11 +144,19 @@ class RunwayTaskTrigger(BaseTrigger):
                 "first_poll_delay": self.first_poll_delay,
                 "deadline_source": self.deadline_source,
                 "wait_state": self.wait_state,
+                "expected_duration": self.expected_duration,
+                "duration": self.duration,
+                "quality": self.quality,
+                "end_in_triggerer": self.end_in_triggerer,
+                "multiple_outputs": self.multiple_outputs,
+                "do_xcom_push": self.do_xcom_push,
+                "resume_record": self.resume_record,
             },
         )
 
-    def policy(self) -> WaitPolicy:
-        """The wait rules of this trigger."""
+    def policy(self, started_at: float | None = None) -> WaitPolicy:
+        """The wait rules of this trigger, for a wait that started at ``started_at`` (Unix epoch seconds)."""
+        expected = expected_duration(self.family, self.duration, self.quality, self.expected_duration)
         return WaitPolicy(
             self.runway_task_id,
             poll_interval=self.poll_interval,
@@ -123,6 +164,7 @@ class RunwayTaskTrigger(BaseTrigger):
             deadline_source=self.deadline_source,
             retry_delay=self.retry_delay,
             max_consecutive_errors=self.max_consecutive_errors,
+            expected_end=None if expected is None or started_at is None else started_at + expected,
         )
 
     def _hook(self) -> RunwayHook:
@@ -134,8 +176,8 @@ class RunwayTaskTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the task is terminal or the deadline passes, then yield exactly one event."""
-        policy = self.policy()
-        wait = _Wait(self, policy)
+        wait = _Wait(self)
+        policy = wait.policy
         try:
             async with self._hook() as hook:
                 decision = await wait.run(hook)
@@ -143,17 +185,63 @@ class RunwayTaskTrigger(BaseTrigger):
             if not isinstance(error, RunwayError):
                 self.log.exception("Waiting for Runway task %s failed", self.runway_task_id)
             decision = policy.cannot_wait(wait.state, error)
+        if decision.outcome is Outcome.DONE and decision.task is not None:
+            self._learn(decision.task, wait.state.started_at)
+            usual = decision.to_event(self.runway_task_id, self.family)
+            if self.end_in_triggerer and (ended := await self._task_end_event(decision.task, usual)) is not None:
+                yield ended
+                return
         yield TriggerEvent(decision.to_event(self.runway_task_id, self.family))
+
+    def _learn(self, task: RunwayTask, started_at: float) -> None:
+        now = time.time()
+        completed = task.completed_at.timestamp() if task.completed_at is not None else None
+        # The record's completion time when plausible (its zone is undocumented), else when the wait saw it.
+        ended = completed if completed is not None and started_at < completed <= now + 1.0 else now
+        learn_duration(self.family, self.duration, self.quality, ended - started_at)
+
+    async def _task_end_event(self, task: RunwayTask, success_event: dict[str, Any]) -> TriggerEvent | None:
+        """The event that ends the task here with its result, or None to resume it on a worker."""
+        from airflow_provider_runway.operators.runway import RESULT_KEYS  # the operator module imports this one
+
+        result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
+        extra = {RUNWAY_RESULT_URL_XCOM_KEY: task.video_url} if task.video_url else None
+        event = task_end_event(
+            result, multiple_outputs=self.multiple_outputs, do_xcom_push=self.do_xcom_push, extra_xcoms=extra
+        )
+        if event is None:
+            return None
+        if self.resume_record is not None:
+            try:
+                await _delete_variable(self.resume_record)
+            except Exception:
+                self.log.warning(
+                    "Could not delete %s; the task resumes on a worker, which does", self.resume_record, exc_info=True
+                )
+                return None
+        self.log.info("Runway task %s succeeded: ending the task in the triggerer", self.runway_task_id)
+        # A runner that does not know task-end events (dag.test runs triggers inline on every version)
+        # resumes the task with the payload: make that the usual event, so the worker path still works.
+        event.payload = success_event
+        return event
+
+
+async def _delete_variable(key: str) -> None:
+    """Delete an Airflow Variable from the triggerer (in a thread: on Airflow 2 it is a database call)."""
+    from airflow.providers.common.compat.sdk import Variable
+    from asgiref.sync import sync_to_async
+
+    await sync_to_async(Variable.delete)(key)
 
 
 class _Wait:
     """One wait of the trigger: the loop around :meth:`WaitPolicy.decide`."""
 
-    def __init__(self, trigger: RunwayTaskTrigger, policy: WaitPolicy) -> None:
+    def __init__(self, trigger: RunwayTaskTrigger) -> None:
         self.trigger = trigger
-        self.policy = policy
         saved = trigger.wait_state
         self.state = WaitState.from_dict(saved) if saved is not None else WaitState(started_at=time.time())
+        self.policy = trigger.policy(self.state.started_at)
         self.last: RunwayTask | None = None
 
     def remaining(self) -> float:
@@ -186,7 +274,10 @@ class _Wait:
     async def loop(self, hook: RunwayHook) -> WaitDecision:
         trigger = self.trigger
         family = TaskFamily(trigger.family)
-        await self.sleep(trigger.first_poll_delay)
+        first = trigger.first_poll_delay
+        if self.policy.expected_end is not None:  # the first read too lands on the schedule around the end
+            first = max(first, self.policy.pending_delay(time.time()))
+        await self.sleep(first)
         while True:
             try:
                 read: RunwayTask | RunwayError = await hook.aget_task(trigger.runway_task_id, family)

@@ -1,9 +1,9 @@
 """The two DAGs ``bench/makespan.py`` runs: the same batch of Runway generations, two ways of waiting.
 
 * ``makespan_provider``: :class:`RunwayGenerateOperator` with ``deferrable=True``, mapped over the
-  prompts; each task creates its generation, waits in the triggerer and ends.
-* ``makespan_end_in_triggerer`` (variant ``C``, opt-in): as ``makespan_provider``, but the trigger ends
-  the task itself on success (``end_in_triggerer.py``).
+  prompts; each task creates its generation, waits in the triggerer, and the trigger ends it there.
+* ``makespan_resume_on_worker`` (variant ``C``, opt-in): as ``makespan_provider`` with
+  ``end_in_triggerer=False``: every task resumes on a worker to finish, as before issue 15.
 * ``makespan_http``: the generic route, a mapped task group per prompt: ``HttpOperator`` creates the
   generation, ``HttpSensor`` (``mode="poke"``) reads its record until it ends, holding a worker slot.
   The pool cannot hold a generation between the two tasks: a slot freed by a create may go to the
@@ -68,13 +68,11 @@ with DAG(dag_id="makespan_provider", schedule=None, start_date=START, catchup=Fa
 
 
 with DAG(
-    dag_id="makespan_end_in_triggerer", schedule=None, start_date=START, catchup=False, max_active_runs=1
-) as end_in_triggerer_dag:
-    # Imported here: only this DAG needs the repository on the path (the benchmark puts it there).
-    from bench.makespan_dags.end_in_triggerer import EndInTriggererOperator
-
-    EndInTriggererOperator.partial(
+    dag_id="makespan_resume_on_worker", schedule=None, start_date=START, catchup=False, max_active_runs=1
+) as resume_on_worker_dag:
+    RunwayGenerateOperator.partial(
         task_id="generate",
+        end_in_triggerer=False,
         duration=5,
         quality="720p",
         aspect_ratio="16:9",

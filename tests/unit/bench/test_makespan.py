@@ -178,26 +178,3 @@ def test_http_route_create_fails_on_a_refused_create() -> None:
     refused = {"code": 400, "msg": "Reached the limit for concurrent generations", "data": None}
     with pytest.raises(RuntimeError, match="create refused: 400 Reached the limit"):
         module.created_task_id(Response(refused))
-
-
-def test_variant_c_trigger_ends_the_task_on_success_only() -> None:
-    from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
-    from bench.makespan_dags.end_in_triggerer import EndInTriggererTrigger
-
-    trigger = EndInTriggererTrigger(task_id="t-1", poll_interval=5.0, multiple_outputs=True)
-    classpath, kwargs = trigger.serialize()
-    assert classpath == "bench.makespan_dags.end_in_triggerer.EndInTriggererTrigger"
-    assert EndInTriggererTrigger(**kwargs).serialize() == (classpath, kwargs)
-
-    done = RunwayTask(
-        task_id="t-1", family=TaskFamily.RUNWAY, status=TaskStatus.SUCCEEDED, video_url="https://cdn.test/v.mp4"
-    )
-    event = trigger._task_end({"status": "success", "task": done.to_dict()})
-    assert event is not None and type(event).__name__ == "TaskSuccessEvent"
-    xcoms = event.xcoms  # type: ignore[attr-defined]
-    assert xcoms["runway_result_url"] == "https://cdn.test/v.mp4"
-    assert xcoms["return_value"]["task_id"] == xcoms["task_id"] == "t-1"
-
-    failed = RunwayTask(task_id="t-1", family=TaskFamily.RUNWAY, status=TaskStatus.FAILED, fail_code=400)
-    assert trigger._task_end({"status": "failed", "task": failed.to_dict()}) is None
-    assert trigger._task_end({"status": "timeout", "task": None}) is None

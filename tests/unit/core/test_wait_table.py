@@ -21,6 +21,7 @@ from airflow.providers.common.compat.sdk import (
     AirflowSensorTimeout,
     TaskDeferred,
 )
+from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_runway.core import wait as wait_module
 from airflow_provider_runway.core.errors import (
@@ -36,6 +37,7 @@ from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from airflow_provider_runway.triggers.task_end import task_end_supported
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 
 if AIRFLOW_V_3_0_PLUS:
@@ -129,14 +131,20 @@ def ti_mock(start: datetime, first_reschedule: datetime | None = None) -> mock.M
     return ti
 
 
-def run_trigger(trigger: RunwayTaskTrigger, reads: Reads) -> dict[str, Any]:
-    async def first_event() -> dict[str, Any]:
+def trigger_event(trigger: RunwayTaskTrigger, reads: Reads) -> TriggerEvent:
+    async def first_event() -> TriggerEvent:
         async for event in trigger.run():
-            return dict(event.payload)
+            return event
         raise AssertionError("no event")
 
     with mock.patch.object(trigger, "_hook", lambda: FakeAsyncHook(reads)):
         return asyncio.run(first_event())
+
+
+def run_trigger(trigger: RunwayTaskTrigger, reads: Reads) -> dict[str, Any]:
+    event = trigger_event(trigger, reads)
+    assert not hasattr(event, "task_instance_state"), "the task was ended in the triggerer"
+    return dict(event.payload)
 
 
 def operator(timeout: float, **kwargs: Any) -> RunwayGenerateOperator:
@@ -153,17 +161,25 @@ def sync_wait(reads: Reads, timeout: float) -> Callable[[], Any]:
     return lambda: op.poll_until_complete("t-1", context)
 
 
-def deferred_wait(reads: Reads, timeout: float) -> Callable[[], Any]:
-    op = operator(timeout, deferrable=True, runway_retry_delay=0.0)
+def deferred_wait(reads: Reads, timeout: float, *, end_in_triggerer: bool = True) -> Callable[[], Any]:
+    op = operator(timeout, deferrable=True, runway_retry_delay=0.0, end_in_triggerer=end_in_triggerer)
     context: Any = {"ti": ti_mock(datetime.now(timezone.utc))}
 
     def run() -> Any:
         with pytest.raises(TaskDeferred) as deferred:
             op.poll_until_complete("t-1", context)
-        event = run_trigger(deferred.value.trigger, reads)
-        return op._complete(context, event)
+        event = trigger_event(deferred.value.trigger, reads)
+        if hasattr(event, "task_instance_state"):  # ended in the triggerer: only ever on success
+            assert end_in_triggerer and task_end_supported()
+            assert str(event.task_instance_state) == "success"
+            return event.xcoms["return_value"]
+        return op._complete(context, dict(event.payload))
 
     return run
+
+
+def resumed_wait(reads: Reads, timeout: float) -> Callable[[], Any]:
+    return deferred_wait(reads, timeout, end_in_triggerer=False)
 
 
 def sensor(reads: Reads, timeout: float, **kwargs: Any) -> RunwayTaskSensor:
@@ -216,6 +232,7 @@ def deferrable_sensor_wait(reads: Reads, timeout: float) -> Callable[[], Any]:
 MODES: dict[str, Callable[[Reads, float], Callable[[], Any]]] = {
     "sync": sync_wait,
     "deferrable": deferred_wait,
+    "deferrable-resume": resumed_wait,
     "sensor-poke": poke_wait,
     "sensor-reschedule": reschedule_wait,
     "sensor-deferrable": deferrable_sensor_wait,

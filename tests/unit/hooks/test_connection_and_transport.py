@@ -74,11 +74,18 @@ class TestProxiesVerifyCert:
         settings = RunwayHook()._settings()
         assert settings.async_proxy == "http://proxy.test:3128"
         assert settings.ssl_context() is False
-        session = transport.new_client_session(settings)
-        try:
-            assert session.trust_env is True
-        finally:
-            await session.close()
+        assert transport.proxy_for(settings) == ("http://proxy.test:3128", None)
+
+    def test_async_proxy_from_the_environment_read_once_per_wait(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        set_connection(monkeypatch, {"conn_type": "runway", "password": API_KEY, "host": "https://api.kie.ai"})
+        settings = RunwayHook()._settings()
+        for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        assert transport.proxy_for(settings) == (None, None)
+        monkeypatch.setenv("HTTPS_PROXY", "http://envproxy.test:8080")
+        assert transport.proxy_for(settings)[0] == "http://envproxy.test:8080"
+        monkeypatch.setenv("NO_PROXY", "api.kie.ai")
+        assert transport.proxy_for(settings) == (None, None)
 
     def test_ssl_context_trusts_the_given_bundle(self, monkeypatch: pytest.MonkeyPatch) -> None:
         set_connection(

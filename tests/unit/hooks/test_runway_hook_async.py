@@ -222,7 +222,9 @@ async def test_connection_is_read_again_after_the_reuse_window(runway_conn, monk
 async def test_different_settings_get_different_sessions(runway_conn):
     async with RunwayHook() as default, RunwayHook(timeout=3) as short:
         assert default._asession is not short._asession
-        assert short._asession.timeout.sock_read == 3
+        # One timer per request: the total bounds the read, no per-chunk sock_read timer.
+        assert short._asession.timeout.sock_read is None
+        assert short._asession.timeout.total == default._asession.timeout.sock_connect + 3
 
 
 @pytest.mark.asyncio
@@ -259,3 +261,48 @@ async def test_a_failed_shared_read_reaches_every_caller_and_is_retried(monkeypa
     )
     async with RunwayHook() as hook:
         assert hook.base_url == "http://runway.test"
+
+
+@pytest.mark.parametrize(
+    ("family", "record"),
+    [
+        ("runway", {"taskId": "t-1", "state": "wait", "generateTime": "2026-01-01 00:00:00"}),
+        ("runway", {"taskId": "t-1", "state": "queueing", "videoInfo": None}),
+        ("runway", {"taskId": "t-1", "state": "generating", "expireFlag": 0}),
+        ("aleph", {"taskId": "t-1", "successFlag": 0, "errorCode": None, "errorMessage": None}),
+        ("aleph", {"taskId": "t-1", "successFlag": 0, "response": {"taskId": "t-1"}}),
+    ],
+)
+def test_pending_fast_path_agrees_with_the_full_normalisation(family: str, record: dict) -> None:
+    from airflow_provider_runway.core.results import parse_record
+    from airflow_provider_runway.core.results import parse_unfinished as _pending_task
+
+    fast = _pending_task(TaskFamily.coerce(family), record, "t-1")
+    full = parse_record(family, record, "t-1")
+    assert fast is not None
+    assert (fast.task_id, fast.family, fast.status, fast.raw_state) == (
+        full.task_id,
+        full.family,
+        full.status,
+        full.raw_state,
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "record"),
+    [
+        ("runway", {"taskId": "t-1", "state": "success", "videoInfo": {"videoUrl": "https://cdn.test/v.mp4"}}),
+        ("runway", {"taskId": "t-1", "state": "fail", "failMsg": "no"}),
+        ("runway", {"taskId": "t-1", "state": " Generating "}),  # odd spelling: the full path decides
+        ("runway", {"taskId": "t-1", "status": "wait"}),
+        ("aleph", {"taskId": "t-1", "successFlag": 1}),
+        ("aleph", {"taskId": "t-1", "successFlag": 0, "errorCode": 500}),
+        ("aleph", {"taskId": "t-1", "successFlag": 0, "errorMessage": "bad"}),
+        ("aleph", {"taskId": "t-1", "successFlag": False}),
+        ("runway", ["not", "a", "record"]),
+    ],
+)
+def test_anything_but_plainly_pending_takes_the_full_path(family: str, record: object) -> None:
+    from airflow_provider_runway.core.results import parse_unfinished as _pending_task
+
+    assert _pending_task(TaskFamily.coerce(family), record, "t-1") is None

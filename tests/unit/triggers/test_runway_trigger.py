@@ -107,6 +107,13 @@ class TestSerialize:
             first_poll_delay=3,
             deadline_source="execution_timeout of 60 s",
             wait_state={"started_at": 1_899_999_990.0, "seen": False, "errors": 1},
+            expected_duration=95,
+            duration=10,
+            quality="1080p",
+            end_in_triggerer=True,
+            multiple_outputs=False,
+            do_xcom_push=False,
+            resume_record="runway_provider_resume:d:r:t:-1:runway_task_id",
         )
         classpath, kwargs = trigger.serialize()
         assert classpath == CLASSPATH
@@ -128,6 +135,13 @@ class TestSerialize:
                 "last_state": None,
                 "last_log": None,
             },
+            "expected_duration": 95.0,
+            "duration": 10,
+            "quality": "1080p",
+            "end_in_triggerer": True,
+            "multiple_outputs": False,
+            "do_xcom_push": False,
+            "resume_record": "runway_provider_resume:d:r:t:-1:runway_task_id",
         }
         assert json.loads(json.dumps(kwargs)) == kwargs
         assert RunwayTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
@@ -148,6 +162,8 @@ class TestSerialize:
         _, kwargs = RunwayTaskTrigger(**old).serialize()
         assert kwargs["end_time"] is None and kwargs["first_poll_delay"] == 0
         assert kwargs["max_consecutive_errors"] == MAX_CONSECUTIVE_READ_ERRORS
+        assert kwargs["end_in_triggerer"] is False and kwargs["expected_duration"] is None
+        assert kwargs["resume_record"] is None
 
     def test_family_enum_serialises_as_text(self):
         _, kwargs = RunwayTaskTrigger(task_id="t-1", family=TaskFamily.ALEPH).serialize()

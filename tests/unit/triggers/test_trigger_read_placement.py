@@ -1,0 +1,103 @@
+"""The trigger places its reads around the expected end and learns generation times from its own waits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
+from airflow_provider_runway.core.wait import FAST_POLL_INTERVAL, FAST_WINDOW_LEAD, expected_duration
+from airflow_provider_runway.triggers import runway as trigger_module
+from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+
+RUNNING = RunwayTask(task_id="t-1", family=TaskFamily.RUNWAY, status=TaskStatus.RUNNING, raw_state="generating")
+SUCCESS = RunwayTask(
+    task_id="t-1", family=TaskFamily.RUNWAY, status=TaskStatus.SUCCEEDED, video_url="https://cdn.test/v.mp4"
+)
+
+
+class ClockedHook:
+    """Answers RUNNING until ``ends_at`` on a fake clock, then SUCCESS; records when each read happened."""
+
+    def __init__(self, clock: list[float], ends_at: float) -> None:
+        self.clock, self.ends_at, self.reads = clock, ends_at, []
+
+    async def __aenter__(self) -> ClockedHook:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def aget_task(self, task_id: str, family: object = "runway") -> RunwayTask:
+        self.reads.append(self.clock[0])
+        return SUCCESS if self.clock[0] >= self.ends_at else RUNNING
+
+
+def run(monkeypatch: pytest.MonkeyPatch, ends_after: float, **kwargs: object) -> tuple[list[float], dict]:
+    start = 1_800_000_000.0
+    clock = [start]
+    hook = ClockedHook(clock, start + ends_after)
+    monkeypatch.setattr(trigger_module, "time", SimpleNamespace(time=lambda: clock[0]))
+
+    async def sleep(self: object, seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr(trigger_module._Wait, "sleep", sleep)
+    trigger = RunwayTaskTrigger(task_id="t-1", poll_interval=5.0, duration=5, quality="720p", **kwargs)  # type: ignore[arg-type]
+    monkeypatch.setattr(trigger, "_hook", lambda: hook)
+
+    async def only() -> dict:
+        events = [event async for event in trigger.run()]
+        return events[0].payload
+
+    payload = asyncio.run(only())
+    return [round(t - start, 6) for t in hook.reads], payload
+
+
+def test_without_an_expectation_the_reads_are_those_of_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads, payload = run(monkeypatch, 22.0)
+    assert payload["status"] == "success"
+    assert reads == [0, 5, 10, 15, 20, 25]  # at once, then every poll_interval: 3 s late
+
+
+def test_an_expected_duration_puts_a_read_right_after_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    reads, _ = run(monkeypatch, 22.0, expected_duration=22.0)
+    assert reads[-1] - 22.0 <= FAST_POLL_INTERVAL
+    assert len(reads) <= 6  # no more than today's
+    assert max(b - a for a, b in zip([0.0, *reads], reads, strict=False)) <= 5.0
+    assert 22.0 - FAST_WINDOW_LEAD in reads
+
+
+def test_the_trigger_learns_from_its_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert expected_duration("runway", 5, "720p") is None
+    run(monkeypatch, 22.0)  # seen at 25 s: no completion time in the record
+    assert expected_duration("runway", 5, "720p") == 25.0
+    reads, _ = run(monkeypatch, 24.5)  # the next wait of the same kind reads around 25 s
+    assert reads[-1] == 25.0 and len(reads) <= 6
+
+
+def test_a_completion_time_in_the_record_is_what_is_learned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timezone
+
+    real_now = time.time()
+    trigger = RunwayTaskTrigger(task_id="t-1", duration=10, quality="1080p")
+    done = RunwayTask(
+        task_id="t-1",
+        family=TaskFamily.RUNWAY,
+        status=TaskStatus.SUCCEEDED,
+        completed_at=datetime.fromtimestamp(real_now - 3, tz=timezone.utc),
+    )
+    trigger._learn(done, started_at=real_now - 60)
+    assert expected_duration("runway", 10, "1080p") == pytest.approx(57.0, abs=0.01)
+    implausible = RunwayTask(
+        task_id="t-1",
+        family=TaskFamily.RUNWAY,
+        status=TaskStatus.SUCCEEDED,
+        completed_at=datetime.fromtimestamp(real_now + 3600, tz=timezone.utc),  # a zone off by an hour
+    )
+    trigger._learn(implausible, started_at=real_now - 60)
+    trigger._learn(implausible, started_at=real_now - 60)
+    assert expected_duration("runway", 10, "1080p") == pytest.approx(60.0, abs=0.5)
