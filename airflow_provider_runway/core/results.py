@@ -401,3 +401,33 @@ def parse_callback(body: Any) -> RunwayTask:
         fail_message=None if ok else (message or "The task failed without a reason"),
     )
     return _finish(task, raw_video_url)
+
+
+#: Keys of an operator's return value once its task finished (see :func:`task_result`).
+RESULT_KEYS: tuple[str, ...] = (
+    "task_id",
+    "family",
+    "state",
+    "video_url",
+    "image_url",
+    "video_id",
+    "parent_task_id",
+    "expired",
+    "created_at",
+    "completed_at",
+    "quality",
+    "fail_code",
+    "fail_message",
+)
+
+
+def task_result(task: RunwayTask, requested_quality: str | None = None) -> dict[str, Any]:
+    """What an operator returns (and pushes as XComs) for a finished task, wherever the task ends.
+
+    KIE's ``record-detail`` omits the quality; a Runway video has the quality its task asked for,
+    which an Extend of it needs (KIE cannot extend 1080p), so ``requested_quality`` fills it in.
+    """
+    result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
+    if result.get("quality") is None and requested_quality in ("720p", "1080p"):
+        result["quality"] = requested_quality
+    return result

@@ -41,7 +41,8 @@ from airflow_provider_runway.core import (
     TaskStatus,
     ValidationLimits,
 )
-from airflow_provider_runway.core.models import DEFAULT_DURATIONS, QUALITIES, redact_url
+from airflow_provider_runway.core.models import DEFAULT_DURATIONS, redact_url
+from airflow_provider_runway.core.results import task_result
 from airflow_provider_runway.core.retry import capacity_delay, waits_for_capacity
 from airflow_provider_runway.core.wait import (
     Outcome,
@@ -82,22 +83,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_runway.core import CreateRequest
 
-#: Keys of the operator's return value once the task finished (see ``RunwayTask.to_dict``).
-RESULT_KEYS: tuple[str, ...] = (
-    "task_id",
-    "family",
-    "state",
-    "video_url",
-    "image_url",
-    "video_id",
-    "parent_task_id",
-    "expired",
-    "created_at",
-    "completed_at",
-    "quality",
-    "fail_code",
-    "fail_message",
-)
 #: Most seconds a deferred wait ends before ``execution_timeout`` on Airflow 2 (see ``_defer``).
 EXECUTION_TIMEOUT_RESERVE = 5.0
 #: Limits used at DAG parse time, when the connection (which may narrow them) is not read yet:
@@ -633,12 +618,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     def _finish(self, context: Context, task: RunwayTask) -> dict[str, Any]:
         """The return value of a task that succeeded: the result keys, and the downloaded files."""
-        result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
-        requested = getattr(self, "quality", None)
-        if result.get("quality") is None and requested in QUALITIES:
-            # KIE's record-detail omits the quality; a Runway video has the quality its task asked for,
-            # which an Extend of it needs (KIE cannot extend 1080p).
-            result["quality"] = requested
+        result = task_result(task, requested_quality=getattr(self, "quality", None))
         if task.video_url:
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:

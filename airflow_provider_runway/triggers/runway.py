@@ -11,7 +11,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_runway.core.errors import RunwayError
-from airflow_provider_runway.core.results import RunwayTask, TaskFamily
+from airflow_provider_runway.core.results import RunwayTask, TaskFamily, task_result
 from airflow_provider_runway.core.wait import (
     MAX_CONSECUTIVE_READ_ERRORS,
     Outcome,
@@ -202,9 +202,7 @@ class RunwayTaskTrigger(BaseTrigger):
 
     async def _task_end_event(self, task: RunwayTask, success_event: dict[str, Any]) -> TriggerEvent | None:
         """The event that ends the task here with its result, or None to resume it on a worker."""
-        from airflow_provider_runway.operators.runway import RESULT_KEYS  # the operator module imports this one
-
-        result = {key: value for key, value in task.to_dict().items() if key in RESULT_KEYS}
+        result = task_result(task, requested_quality=self.quality)
         extra = {RUNWAY_RESULT_URL_XCOM_KEY: task.video_url} if task.video_url else None
         event = task_end_event(
             result, multiple_outputs=self.multiple_outputs, do_xcom_push=self.do_xcom_push, extra_xcoms=extra

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import DAG, XComArg
 
+from airflow_provider_runway.core.results import RESULT_KEYS
 from airflow_provider_runway.operators.runway import (
-    RESULT_KEYS,
     RunwayAlephOperator,
     RunwayExtendOperator,
     RunwayGenerateOperator,

@@ -22,11 +22,11 @@ from airflow_provider_runway.core import (
     TaskStatus,
 )
 from airflow_provider_runway.core import wait as wait_module
+from airflow_provider_runway.core.results import RESULT_KEYS
 from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
 from airflow_provider_runway.operators import download as download_module
 from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators.runway import (
-    RESULT_KEYS,
     RunwayAlephOperator,
     RunwayExtendOperator,
     RunwayGenerateOperator,
