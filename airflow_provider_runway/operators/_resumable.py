@@ -22,7 +22,7 @@ from airflow.providers.common.compat.sdk import (
     Variable,
 )
 
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -50,6 +50,19 @@ def read_record(key: str) -> str | None:
 def write_record(key: str, external_id: str) -> None:
     """Store ``external_id`` as the record under ``key``."""
     Variable.set(key, external_id)
+
+
+def remember(context: Context, external_id_key: str, external_id: str) -> None:
+    """Store ``external_id`` where a later try of the task instance looks for it (e.g. a replacement task).
+
+    The task state store on Airflow 3.3 and later (the ``ResumableJobMixin``'s), else this module's Variable.
+    """
+    if AIRFLOW_V_3_3_PLUS:
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(external_id_key, external_id)
+        return
+    write_record(record_key(context, external_id_key), external_id)
 
 
 def delete_record(key: str) -> None:

@@ -41,7 +41,14 @@ from airflow_provider_runway.core import (
     TaskStatus,
     ValidationLimits,
 )
-from airflow_provider_runway.core.models import DEFAULT_DURATIONS, redact_url
+from airflow_provider_runway.core.models import redact_url
+from airflow_provider_runway.core.parameters import (
+    PARSE_TIME_LIMITS,
+    PLACEHOLDERS,
+    coerce_rendered,
+    is_templated,
+    to_seconds,
+)
 from airflow_provider_runway.core.results import task_result
 from airflow_provider_runway.core.retry import capacity_delay, waits_for_capacity
 from airflow_provider_runway.core.wait import (
@@ -59,12 +66,12 @@ from airflow_provider_runway.links.runway import (
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
 )
+from airflow_provider_runway.operators._resumable import remember
 from airflow_provider_runway.transfer.uploads import (
     INPUT_FIELDS,
     InputSource,
-    check_input_kind,
     is_upload_input,
-    resolve_input,
+    take_file_inputs,
 )
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from airflow_provider_runway.triggers.task_end import task_end_supported
@@ -85,25 +92,6 @@ if TYPE_CHECKING:
 
 #: Most seconds a deferred wait ends before ``execution_timeout`` on Airflow 2 (see ``_defer``).
 EXECUTION_TIMEOUT_RESERVE = 5.0
-#: Limits used at DAG parse time, when the connection (which may narrow them) is not read yet:
-#: the longest documented prompt limit and every documented duration.
-PARSE_TIME_LIMITS = ValidationLimits(max_prompt_length=2048, durations=DEFAULT_DURATIONS)
-#: Stand-ins for templated values during parse-time validation, valid for every request type.
-_PLACEHOLDERS: dict[str, Any] = {
-    "prompt": "templated prompt",
-    "image_url": "https://templated.invalid/image.png",
-    "video_url": "https://templated.invalid/video.mp4",
-    "reference_image": "https://templated.invalid/reference.png",
-    "callback_url": "https://templated.invalid/callback",
-    "source_task_id": "templated-task-id",
-    "source_quality": None,
-    "duration": 5,
-    "quality": "720p",
-    "aspect_ratio": "16:9",
-    "water_mark": "",
-    "seed": None,
-    "upload_cn": False,
-}
 #: XCom key of the ``downloadUrl`` each uploaded input was sent as (field name to URL).
 RUNWAY_UPLOADED_INPUTS_XCOM_KEY = "runway_uploaded_inputs"
 #: Errors on create after which no task exists, so an Airflow retry is safe (the hook reports a
@@ -117,34 +105,6 @@ class RunwayWaitError(AirflowException):
     Its status could not be read, or the generation failed and ``retry_remote_failures`` allows a
     new task.
     """
-
-
-def is_templated(value: Any) -> bool:
-    """Whether ``value`` is only known at run time: a Jinja string or an XComArg-like reference."""
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    return callable(getattr(value, "resolve", None))
-
-
-def to_seconds(value: float | timedelta, name: str) -> float:
-    """Seconds from a number or a timedelta; must be positive."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-        raise RunwayParameterError(name, value, "must be a positive number of seconds or a timedelta")
-    return float(seconds)
-
-
-def _coerce_rendered(name: str, value: Any) -> Any:
-    """Undo what string rendering does to optional and boolean values (``None`` -> ``"None"``)."""
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    if name == "upload_cn" and text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    optional = ("seed", "image_url", "reference_image", "callback_url", "aspect_ratio", "source_quality")
-    if name in optional and text in ("", "None"):
-        return None
-    return value
 
 
 class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
@@ -248,13 +208,13 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def validate_literals(cls, given: Mapping[str, Any]) -> None:
         """Validate the literal values among ``given``; the others stand in with valid placeholders."""
         values = {
-            name: _PLACEHOLDERS[name] if name not in given or is_templated(given[name]) else given[name]
+            name: PLACEHOLDERS[name] if name not in given or is_templated(given[name]) else given[name]
             for name in cls.request_fields
         }
         for name in INPUT_FIELDS.keys() & values.keys():
             # A file to upload is only looked at on the worker; here its form alone is checked.
             if is_upload_input(values[name], name):
-                values[name] = _PLACEHOLDERS[name]
+                values[name] = PLACEHOLDERS[name]
         cls.request_class(**values, limits=PARSE_TIME_LIMITS)
 
     @classmethod
@@ -265,16 +225,9 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     def build_request(self, limits: ValidationLimits) -> CreateRequest:
         """The create request from the rendered parameters; fails the task at once when invalid."""
-        values = {name: _coerce_rendered(name, value) for name, value in self._request_values().items()}
-        uploads: dict[str, InputSource] = {}
+        values = {name: coerce_rendered(name, value) for name, value in self._request_values().items()}
         try:
-            # Every file input is found and checked against its size limit before any is uploaded.
-            for name in [name for name in INPUT_FIELDS if name in values]:
-                if is_upload_input(values[name], name):
-                    source = resolve_input(values[name], name, limits=self.hook.get_upload_limits())
-                    if isinstance(source, InputSource):
-                        check_input_kind(source, name)
-                        uploads[name], values[name] = source, _PLACEHOLDERS[name]  # replaced once uploaded
+            uploads = take_file_inputs(values, self.hook.get_upload_limits, PLACEHOLDERS)
             request = self.request_class(**values, limits=limits)
         except RunwayParameterError as err:
             raise AirflowFailException(f"{self.task_id}: {err.message}; no Runway task was created") from err
@@ -403,7 +356,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         """Replace ``task``, which KIE failed for the concurrency limit before charging, by a new task."""
         self._wait_for_capacity(context, f"Runway task {task.task_id} failed: {task.fail_message}")
         task_id = self.submit_job(context)
-        self._remember(context, task_id)
+        if self.durable:
+            remember(context, self.external_id_key, task_id)
         self._announce(context, task_id)
         return task_id
 
@@ -424,19 +378,6 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             if not waits_for_capacity(task):
                 return task_id
             task_id = self._create_again(context, task)
-
-    def _remember(self, context: Context, task_id: str) -> None:
-        """Store ``task_id`` as the task instance's Runway task, so a later try attaches to it."""
-        if not self.durable:
-            return
-        if AIRFLOW_V_3_3_PLUS:
-            store = context.get("task_state_store")
-            if store is not None:
-                store.set(self.external_id_key, task_id)
-            return
-        from airflow_provider_runway.operators import _resumable
-
-        _resumable.write_record(_resumable.record_key(context, self.external_id_key), task_id)
 
     def _create_failure_message(self, err: Exception) -> str:
         if isinstance(err, RunwayCreateUncertainError):

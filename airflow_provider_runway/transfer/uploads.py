@@ -712,3 +712,23 @@ def upload_file(
     elapsed = time.monotonic() - started
     logger.info("Uploaded %s in %.1f s: %s", source_obj.location, elapsed, redact_url(uploaded.download_url))
     return uploaded
+
+
+def take_file_inputs(
+    values: dict[str, Any], limits: Callable[[], UploadLimits], placeholders: Mapping[str, Any]
+) -> dict[str, InputSource]:
+    """The file inputs among an operator's rendered ``values``, each checked, with stand-ins put in their place.
+
+    Every file is found and checked against its size limit and kind before any is uploaded, so a bad
+    second input spends nothing on the first. ``values`` keeps a placeholder URL for each file until
+    the upload's ``downloadUrl`` replaces it. ``limits`` is called only when there is a file (it may
+    read the connection).
+    """
+    files: dict[str, InputSource] = {}
+    for name in [name for name in INPUT_FIELDS if name in values]:
+        if is_upload_input(values[name], name):
+            source = resolve_input(values[name], name, limits=limits())
+            if isinstance(source, InputSource):
+                check_input_kind(source, name)
+                files[name], values[name] = source, placeholders[name]
+    return files
