@@ -288,10 +288,12 @@ def new_client_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=settings.ssl_context()),
-        # One timer per request: ``total`` bounds the read too, and a ``sock_read`` timer would be
-        # re-armed on every chunk (thousands of waits in a triggerer pay for each).
+        # ``sock_read`` bounds the wait for the answer by ``read_timeout`` as requests does on the worker
+        # (``total`` alone would let a slow answer run for the connect timeout too).
         timeout=aiohttp.ClientTimeout(
-            total=settings.connect_timeout + settings.read_timeout, sock_connect=settings.connect_timeout
+            total=settings.connect_timeout + settings.read_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
         ),
         # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests, but
         # are read once per wait (proxy_for), not by aiohttp on every request through two thread hops.
