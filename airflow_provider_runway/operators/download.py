@@ -26,31 +26,16 @@ if TYPE_CHECKING:
 
 
 def persist_or_fail(
-    task: Mapping[str, Any] | RunwayTask,
-    destination: str | ObjectStoragePath,
-    *,
-    hook: RunwayHook,
-    include_thumbnail: bool = True,
-    max_bytes: int | None = None,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
-    file_deadline: float = DEFAULT_FILE_DEADLINE,
+    task: Mapping[str, Any] | RunwayTask, destination: str | ObjectStoragePath, *, hook: RunwayHook, **options: Any
 ) -> dict[str, Any]:
-    """:func:`~airflow_provider_runway.transfer.downloads.persist_task_result` for task code.
+    """:func:`~airflow_provider_runway.transfer.downloads.persist_task_result` for task code (same options).
 
     Failures no retry can fix (expired result, refused id, content type or size) raise
     ``AirflowFailException``; transient ones (5xx, broken or cut-short transfer) propagate so
     Airflow's retries apply, and a retry skips files already stored.
     """
     try:
-        return persist_task_result(
-            task,
-            destination,
-            hook=hook,
-            include_thumbnail=include_thumbnail,
-            max_bytes=max_bytes,
-            chunk_size=chunk_size,
-            file_deadline=file_deadline,
-        )
+        return persist_task_result(task, destination, hook=hook, **options)
     except RunwayResultExpiredError as err:
         raise AirflowFailException(err.message) from err
     except RunwayDownloadError as err:
