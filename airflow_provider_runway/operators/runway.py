@@ -11,13 +11,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from airflow.providers.common.compat.sdk import (
-    AirflowException,
     AirflowFailException,
     BaseOperator,
     ObjectStoragePath,
@@ -50,32 +49,31 @@ from airflow_provider_runway.core.parameters import (
     to_seconds,
 )
 from airflow_provider_runway.core.results import task_result
-from airflow_provider_runway.core.retry import capacity_delay, waits_for_capacity
+from airflow_provider_runway.core.retry import waits_for_capacity
 from airflow_provider_runway.core.wait import (
     Outcome,
     WaitDecision,
     WaitPolicy,
     WaitState,
-    deadline_for,
 )
 from airflow_provider_runway.core.webhooks import plain_http_callback_warning
 from airflow_provider_runway.core.wire import status_path
+from airflow_provider_runway.exceptions import RunwayWaitError
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.links.runway import (
     RUNWAY_RESULT_URL_XCOM_KEY,
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
 )
-from airflow_provider_runway.operators._resumable import remember
+from airflow_provider_runway.operators._capacity import create_again, settled, wait_for_capacity
+from airflow_provider_runway.operators._deferral import defer, finish_deferred
 from airflow_provider_runway.transfer.uploads import (
     INPUT_FIELDS,
     InputSource,
     is_upload_input,
     take_file_inputs,
 )
-from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
-from airflow_provider_runway.triggers.task_end import task_end_supported
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS, storable_result
 
 if AIRFLOW_V_3_3_PLUS:
     from airflow.providers.common.compat.sdk import ResumableJobMixin
@@ -90,21 +88,11 @@ if TYPE_CHECKING:
 
     from airflow_provider_runway.core import CreateRequest
 
-#: Most seconds a deferred wait ends before ``execution_timeout`` on Airflow 2 (see ``_defer``).
-EXECUTION_TIMEOUT_RESERVE = 5.0
 #: XCom key of the ``downloadUrl`` each uploaded input was sent as (field name to URL).
 RUNWAY_UPLOADED_INPUTS_XCOM_KEY = "runway_uploaded_inputs"
 #: Errors on create after which no task exists, so an Airflow retry is safe (the hook reports a
 #: create that may have happened as RunwayCreateUncertainError instead).
 _RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError, RunwayTransportError)
-
-
-class RunwayWaitError(AirflowException):
-    """Waiting for a Runway task failed, and an Airflow retry may help.
-
-    Its status could not be read, or the generation failed and ``retry_remote_failures`` allows a
-    new task.
-    """
 
 
 class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
@@ -279,7 +267,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 task_id = self.hook.create_task(request)
             except RunwayError as err:
                 if waits_for_capacity(err):
-                    self._wait_for_capacity(context, str(err), getattr(err, "retry_after", None))
+                    wait_for_capacity(self, context, str(err), getattr(err, "retry_after", None))
                     continue
                 if isinstance(err, _RETRYABLE_CREATE_ERRORS):
                     raise
@@ -316,69 +304,6 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._uploads = {}
         return dataclasses.replace(request, **urls)  # type: ignore[arg-type]
 
-    # -- waiting for a generation slot --------------------------------------------------------
-
-    def _try_started_at(self, context: Context) -> float | None:
-        """When this Airflow try started (``execution_timeout`` counts from it)."""
-        start_date = getattr(context["ti"], "start_date", None)
-        return start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
-
-    def _wait_for_capacity(self, context: Context, reason: str, retry_after: float | None = None) -> None:
-        """Pause before creating again while KIE cannot take the task (concurrency or rate limit).
-
-        The pause grows exponentially from ``poll_interval``, at least ``retry_after`` (see
-        ``core.retry.capacity_delay``). The wait
-        ends with a :class:`RunwayWaitError` (an Airflow retry may create the task) once ``timeout``
-        from its start, or the task's ``execution_timeout``, has passed. Logged once per wait.
-        """
-        now = time.time()
-        if self._capacity_since is None:
-            self._capacity_since = now
-            self.log.warning(
-                "KIE cannot take the task now (%s); nothing was created or charged. "
-                "Creating it again with back-off until KIE accepts it",
-                reason,
-            )
-        limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
-        deadline, source = deadline_for(
-            self._capacity_since, self.timeout, started_at=self._try_started_at(context), execution_timeout=limit
-        )
-        if now >= deadline:
-            raise RunwayWaitError(
-                f"KIE did not accept the task within the {source} "
-                f"({self._capacity_attempts + 1} attempts over {now - self._capacity_since:.1f} s; last: {reason}). "
-                "Nothing was created or charged; a retry tries again."
-            )
-        self._capacity_attempts += 1
-        time.sleep(capacity_delay(self._capacity_attempts, self.poll_interval, deadline - now, retry_after))
-
-    def _create_again(self, context: Context, task: RunwayTask) -> str:
-        """Replace ``task``, which KIE failed for the concurrency limit before charging, by a new task."""
-        self._wait_for_capacity(context, f"Runway task {task.task_id} failed: {task.fail_message}")
-        task_id = self.submit_job(context)
-        if self.durable:
-            remember(context, self.external_id_key, task_id)
-        self._announce(context, task_id)
-        return task_id
-
-    def _settled(self, context: Context, task_id: str) -> str:
-        """The task to hand to the triggerer: ``task_id``, or its replacement if KIE failed it at once for the limit.
-
-        KIE fails a create over the concurrency limit right away. One read of a task created in this
-        try lets the worker that created it create it again, instead of a deferral whose trigger fires
-        at once (which Airflow 3.3 may fail: apache/airflow#67287). A failed read defers as usual.
-        """
-        if not self._created:
-            return task_id
-        while True:
-            try:
-                task = self.hook.get_task(task_id, self.family)
-            except RunwayError:
-                return task_id
-            if not waits_for_capacity(task):
-                return task_id
-            task_id = self._create_again(context, task)
-
     def _create_failure_message(self, err: Exception) -> str:
         if isinstance(err, RunwayCreateUncertainError):
             return f"{err}. The task is not retried, to avoid paying twice; check KIE before clearing it."
@@ -405,7 +330,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             self._result = {"task_id": task_id, "family": self.family.value, "state": state}
             return self._result
         if self.deferrable:
-            self._defer(context, self._settled(context, task_id))
+            defer(self, context, settled(self, context, task_id))
         while True:
             decision = self.hook.wait_for_task(
                 task_id,
@@ -416,7 +341,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             )
             if decision.task is None or not waits_for_capacity(decision.task):
                 break
-            task_id = self._create_again(context, decision.task)
+            task_id = create_again(self, context, decision.task)
         self._result = self._conclude(context, decision)
         return self._result
 
@@ -431,74 +356,6 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         decision = WaitPolicy(task_id, poll_interval=self.poll_interval).decide(task, WaitState(started_at=now), now)
         self._result = self._conclude(context, decision)
         return self._result
-
-    def _defer(self, context: Context, task_id: str) -> None:
-        ti = context["ti"]
-        try_number = getattr(ti, "try_number", None)
-        started = self._try_started_at(context)
-        limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
-        end_time, source = deadline_for(
-            time.time(),
-            self.timeout,
-            started_at=started,
-            execution_timeout=limit,
-            # Airflow 2 resumes the task with what is left of execution_timeout and fails it at once
-            # when nothing is: the trigger ends a little earlier so execute_complete can say why.
-            reserve=0.0 if AIRFLOW_V_3_0_PLUS or limit is None else min(EXECUTION_TIMEOUT_RESERVE, limit / 10),
-        )
-        self.defer(
-            trigger=RunwayTaskTrigger(
-                task_id=task_id,
-                family=self.family.value,
-                runway_conn_id=self.runway_conn_id,
-                poll_interval=self.poll_interval,
-                end_time=end_time,
-                retry_limit=self.runway_retry_limit,
-                retry_delay=self.runway_retry_delay,
-                deadline_source=source,
-                first_poll_delay=self.first_poll_delay,
-                expected_duration=self.expected_duration,
-                duration=getattr(self._request, "duration", None),
-                quality=getattr(self._request, "quality", None),
-                end_in_triggerer=self._ends_in_triggerer(),
-                multiple_outputs=self.multiple_outputs,
-                do_xcom_push=self.do_xcom_push,
-                resume_record=self._resume_record(context),
-            ),
-            method_name="execute_complete",
-            kwargs=self._resume_kwargs(try_number),
-            # The trigger enforces the deadline, execution_timeout included: Airflow's own timeout
-            # would end the task without calling execute_complete, so the message would not name
-            # the Runway task.
-            timeout=None,
-        )
-
-    def _resume_kwargs(self, try_number: int | None) -> dict[str, Any] | None:
-        """What ``execute_complete`` needs from this try: its number, and a wait for a slot in progress."""
-        kwargs: dict[str, Any] = {}
-        if try_number is not None:
-            kwargs["deferred_try"] = try_number
-        if self._capacity_since is not None:
-            kwargs["capacity_since"] = self._capacity_since
-            kwargs["capacity_attempts"] = self._capacity_attempts
-        return kwargs or None
-
-    def _ends_in_triggerer(self) -> bool:
-        """Whether nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``)."""
-        if not self.end_in_triggerer or self.download_to or self.on_success_callback or not task_end_supported():
-            return False
-        try:  # a mapped task downstream needs the length record a worker writes
-            return next(iter(self.iter_mapped_dependants()), None) is None
-        except Exception:  # no DAG attached (a bare operator in a test)
-            return True
-
-    def _resume_record(self, context: Context) -> str | None:
-        """The Variable keeping the Runway task id below Airflow 3.3, which the trigger deletes if it ends the task."""
-        if AIRFLOW_V_3_3_PLUS or not self.durable:
-            return None
-        from airflow_provider_runway.operators._resumable import record_key
-
-        return record_key(context, self.external_id_key)
 
     def _read_task(self, task_id: str) -> RunwayTask:
         try:
@@ -516,32 +373,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         capacity_since: float | None = None,
         capacity_attempts: int = 0,
     ) -> dict[str, Any]:
-        """Turn the trigger's event into the return value, or into the matching failure.
-
-        A task KIE failed for the concurrency limit is created again, and the new task waited for.
-        """
-        self._capacity_since, self._capacity_attempts = capacity_since, capacity_attempts
-        if deferred_try is not None and deferred_try != context["ti"].try_number:
-            # Airflow 3.0 resumes the retry of a task whose resumed try failed with that earlier try's
-            # event: start this try afresh instead (it attaches to the stored Runway task).
-            self.log.info(
-                "Try %s was resumed with the event of try %s; starting it afresh",
-                context["ti"].try_number,
-                deferred_try,
-            )
-            return self.execute(context)
-        resumed_scope = getattr(self, "resumed_scope", None)  # the Variable record below Airflow 3.3
-        if resumed_scope is None or not self.durable:
-            return storable_result(self._complete(context, event), self.multiple_outputs)
-        with resumed_scope(context):
-            return storable_result(self._complete(context, event), self.multiple_outputs)
-
-    def _complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
-        self.runway_task_id = str(event.get("task_id") or self.runway_task_id or "")
-        decision = WaitDecision.from_event(event, self.runway_task_id)
-        if decision.task is not None and waits_for_capacity(decision.task):
-            self._defer(context, self._settled(context, self._create_again(context, decision.task)))
-        return self._conclude(context, decision)
+        """Turn the trigger's event into the return value, or into the matching failure."""
+        return finish_deferred(self, context, event, deferred_try, capacity_since, capacity_attempts)
 
     def _conclude(self, context: Context, decision: WaitDecision) -> dict[str, Any]:
         """The return value of a finished wait, or the failure it ended with."""

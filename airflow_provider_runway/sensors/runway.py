@@ -25,8 +25,8 @@ from airflow_provider_runway.core import TaskFamily
 from airflow_provider_runway.core.models import check_task_id
 from airflow_provider_runway.core.parameters import is_templated
 from airflow_provider_runway.core.wait import Outcome, WaitDecision, WaitPolicy, WaitState, wait_sync
+from airflow_provider_runway.exceptions import RunwayWaitError
 from airflow_provider_runway.hooks.runway import RunwayHook
-from airflow_provider_runway.operators.runway import RunwayWaitError
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 

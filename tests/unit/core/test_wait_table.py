@@ -34,6 +34,7 @@ from airflow_provider_runway.core.errors import (
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
 from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
 from airflow_provider_runway.hooks.runway import RunwayHook
+from airflow_provider_runway.operators import _deferral
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
@@ -173,7 +174,7 @@ def deferred_wait(reads: Reads, timeout: float, *, end_in_triggerer: bool = True
             assert end_in_triggerer and task_end_supported()
             assert str(event.task_instance_state) == "success"
             return event.xcoms["return_value"]
-        return op._complete(context, dict(event.payload))
+        return _deferral.complete(op, context, dict(event.payload))
 
     return run
 

@@ -15,6 +15,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_runway.core import RunwayConcurrencyLimitError, RunwayRateLimitedError, TaskStatus
+from airflow_provider_runway.operators import _capacity, _deferral
 from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators.runway import RunwayExtendOperator, RunwayGenerateOperator
 
@@ -42,7 +43,8 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(operator_module, "time", fake)
+    for module in (operator_module, _capacity, _deferral):  # the operator module and its helpers read the clock
+        monkeypatch.setattr(module, "time", fake)
     return fake
 
 

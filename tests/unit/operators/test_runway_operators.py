@@ -24,6 +24,7 @@ from airflow_provider_runway.core import (
 from airflow_provider_runway.core import wait as wait_module
 from airflow_provider_runway.core.results import RESULT_KEYS
 from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
+from airflow_provider_runway.operators import _capacity, _deferral
 from airflow_provider_runway.operators import download as download_module
 from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators.runway import (
@@ -590,7 +591,8 @@ def test_sync_wait_sleeps_no_longer_than_the_deadline(
 ) -> None:
     clock = FakeClock()
     monkeypatch.setattr(wait_module, "time", clock)
-    monkeypatch.setattr(operator_module, "time", clock)
+    for module in (operator_module, _capacity, _deferral):  # the operator module and its helpers read the clock
+        monkeypatch.setattr(module, "time", clock)
     hook.get_task.return_value = make_task(status=TaskStatus.PENDING)
     with pytest.raises(RunwayTaskTimeoutError, match=r"within the timeout of 25 s .*: waited 25.0 s"):
         attach(generate(poll_interval=10, timeout=25), hook).execute(context)

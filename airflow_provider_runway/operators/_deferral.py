@@ -1,0 +1,135 @@
+"""Deferring a Runway operator's wait to the triggerer, and finishing it.
+
+The deadline handed to the trigger is the earlier of ``timeout`` and ``execution_timeout``; the trigger ends
+the task itself on success when nothing is left for a worker, else ``execute_complete`` finishes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_runway.core.retry import waits_for_capacity
+from airflow_provider_runway.core.wait import WaitDecision, deadline_for
+from airflow_provider_runway.operators._capacity import create_again, settled, try_started_at
+from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from airflow_provider_runway.triggers.task_end import task_end_supported
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_runway.operators.runway import RunwayBaseOperator
+
+#: Most seconds a deferred wait ends before ``execution_timeout`` on Airflow 2 (see ``_defer``).
+EXECUTION_TIMEOUT_RESERVE = 5.0
+
+
+def defer(op: RunwayBaseOperator, context: Context, task_id: str) -> None:
+    ti = context["ti"]
+    try_number = getattr(ti, "try_number", None)
+    started = try_started_at(op, context)
+    limit = op.execution_timeout.total_seconds() if op.execution_timeout is not None else None
+    end_time, source = deadline_for(
+        time.time(),
+        op.timeout,
+        started_at=started,
+        execution_timeout=limit,
+        # Airflow 2 resumes the task with what is left of execution_timeout and fails it at once
+        # when nothing is: the trigger ends a little earlier so execute_complete can say why.
+        reserve=0.0 if AIRFLOW_V_3_0_PLUS or limit is None else min(EXECUTION_TIMEOUT_RESERVE, limit / 10),
+    )
+    op.defer(
+        trigger=RunwayTaskTrigger(
+            task_id=task_id,
+            family=op.family.value,
+            runway_conn_id=op.runway_conn_id,
+            poll_interval=op.poll_interval,
+            end_time=end_time,
+            retry_limit=op.runway_retry_limit,
+            retry_delay=op.runway_retry_delay,
+            deadline_source=source,
+            first_poll_delay=op.first_poll_delay,
+            expected_duration=op.expected_duration,
+            duration=getattr(op._request, "duration", None),
+            quality=getattr(op._request, "quality", None),
+            end_in_triggerer=ends_in_triggerer(op),
+            multiple_outputs=op.multiple_outputs,
+            do_xcom_push=op.do_xcom_push,
+            resume_record=resume_record(op, context),
+        ),
+        method_name="execute_complete",
+        kwargs=resume_kwargs(op, try_number),
+        # The trigger enforces the deadline, execution_timeout included: Airflow's own timeout
+        # would end the task without calling execute_complete, so the message would not name
+        # the Runway task.
+        timeout=None,
+    )
+
+
+def resume_kwargs(op: RunwayBaseOperator, try_number: int | None) -> dict[str, Any] | None:
+    """What ``execute_complete`` needs from this try: its number, and a wait for a slot in progress."""
+    kwargs: dict[str, Any] = {}
+    if try_number is not None:
+        kwargs["deferred_try"] = try_number
+    if op._capacity_since is not None:
+        kwargs["capacity_since"] = op._capacity_since
+        kwargs["capacity_attempts"] = op._capacity_attempts
+    return kwargs or None
+
+
+def ends_in_triggerer(op: RunwayBaseOperator) -> bool:
+    """Whether nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``)."""
+    if not op.end_in_triggerer or op.download_to or op.on_success_callback or not task_end_supported():
+        return False
+    try:  # a mapped task downstream needs the length record a worker writes
+        return next(iter(op.iter_mapped_dependants()), None) is None
+    except Exception:  # no DAG attached (a bare operator in a test)
+        return True
+
+
+def resume_record(op: RunwayBaseOperator, context: Context) -> str | None:
+    """The Variable keeping the Runway task id below Airflow 3.3, which the trigger deletes if it ends the task."""
+    if AIRFLOW_V_3_3_PLUS or not op.durable:
+        return None
+    from airflow_provider_runway.operators._resumable import record_key
+
+    return record_key(context, op.external_id_key)
+
+
+def finish_deferred(
+    op: RunwayBaseOperator,
+    context: Context,
+    event: Mapping[str, Any],
+    deferred_try: int | None = None,
+    capacity_since: float | None = None,
+    capacity_attempts: int = 0,
+) -> dict[str, Any]:
+    """Turn the trigger's event into the return value, or into the matching failure.
+
+    A task KIE failed for the concurrency limit is created again, and the new task waited for.
+    """
+    op._capacity_since, op._capacity_attempts = capacity_since, capacity_attempts
+    if deferred_try is not None and deferred_try != context["ti"].try_number:
+        # Airflow 3.0 resumes the retry of a task whose resumed try failed with that earlier try's
+        # event: start this try afresh instead (it attaches to the stored Runway task).
+        op.log.info(
+            "Try %s was resumed with the event of try %s; starting it afresh",
+            context["ti"].try_number,
+            deferred_try,
+        )
+        return op.execute(context)
+    resumed_scope = getattr(op, "resumed_scope", None)  # the Variable record below Airflow 3.3
+    if resumed_scope is None or not op.durable:
+        return storable_result(complete(op, context, event), op.multiple_outputs)
+    with resumed_scope(context):
+        return storable_result(complete(op, context, event), op.multiple_outputs)
+
+
+def complete(op: RunwayBaseOperator, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
+    op.runway_task_id = str(event.get("task_id") or op.runway_task_id or "")
+    decision = WaitDecision.from_event(event, op.runway_task_id)
+    if decision.task is not None and waits_for_capacity(decision.task):
+        defer(op, context, settled(op, context, create_again(op, context, decision.task)))
+    return op._conclude(context, decision)
