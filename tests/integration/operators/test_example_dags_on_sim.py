@@ -47,6 +47,23 @@ def test_example_dag_succeeds(
     assert runway_conn.counters()["tasks_total"] >= 1
 
 
+def test_aleph_example_fails_once_where_kie_no_longer_serves_aleph(
+    runway_conn: Any, run_dag: Any, ti_states: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KIE's newest docs list Aleph as discontinued: with it off, the example's Aleph task fails in one try
+    and no Aleph task is created (the source clip, a Runway generation, is the only creation)."""
+    runway_conn.configure(aleph_mode="505")
+    monkeypatch.setenv("RUNWAY_POLL_INTERVAL", "0.05")
+    dr = run_dag(load_dag("example_runway_aleph"))
+    states = ti_states(dr)
+    assert states["make_source_clip"] == ("success", 1)
+    assert states["turn_to_night"] == ("failed", 1)
+    assert states["compare"][0] == "upstream_failed"
+    counters = runway_conn.counters()
+    assert counters["requests"].get("aleph-generate") == 1  # one request, not retried
+    assert counters["tasks_total"] == 1
+
+
 def test_every_example_dag_imports() -> None:
     """The DAG processor's own parse of ``dags/``: eight DAGs, no import error."""
     bag = dag_bag(str(DAGS_FOLDER))
