@@ -49,7 +49,7 @@ def test_generate_success(deferrable: bool, runway_conn: Any, run_dag: Any, xcom
     result = xcom(dr, "gen")
     if DROPS_NONE_VALUES:  # Airflow 3.0 cannot store a None XCom: those keys are left out
         assert tuple(result) == tuple(key for key in RESULT_KEYS if key in result)
-        droppable = {"parent_task_id", "fail_code", "fail_message", "completed_at", "quality"}
+        droppable = {"parent_task_id", "fail_code", "fail_message", "created_at", "completed_at", "quality"}
         assert set(RESULT_KEYS) - set(result) <= droppable
         assert xcom(dr, "gen", "parent_task_id") is None  # no row stored for it
     else:

@@ -39,11 +39,10 @@ from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from airflow_provider_runway.triggers.task_end import task_end_supported
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 
-if AIRFLOW_V_3_0_PLUS:
+try:  # where the Task SDK's sensors raise it (3.1 and later)
     from airflow.sdk.exceptions import AirflowRescheduleException
-else:
+except ImportError:  # Airflow 2.11 and 3.0
     from airflow.exceptions import AirflowRescheduleException  # type: ignore[no-redef]
 
 GRACE = 0.3
