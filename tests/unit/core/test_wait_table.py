@@ -251,4 +251,8 @@ def test_same_reads_same_outcome_in_every_mode(
     remote = Reads(reads)
     got, message = classify(MODES[mode](remote, timeout))
     assert got == outcome, message
-    assert text in message
+    if outcome == "timeout" and mode.startswith("sensor"):
+        # Both raise AirflowSensorTimeout; between reschedules Airflow's own timeout check may come first.
+        assert text in message or "Sensor has timed out" in message, message
+    else:
+        assert text in message
