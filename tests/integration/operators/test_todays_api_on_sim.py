@@ -220,7 +220,9 @@ def test_a_busy_account_makes_the_operator_wait_not_fail(
     ti_states: Any,
     xcom: Any,
 ) -> None:
-    sim = runway_sim_factory(concurrency_limit=1, concurrency_mode=mode, generating_seconds=1.5)
+    # The blocker holds the slot for 10 s: long enough that even a loaded machine starts the operator while it
+    # is busy (1.5 s was not, on a loaded CI run), short enough that the wait ends soon after.
+    sim = runway_sim_factory(concurrency_limit=1, concurrency_mode=mode, generating_seconds=10)
     use_sim(sim, monkeypatch)
     blocker = occupy_slot(sim)
     with new_dag("busy") as dag:
