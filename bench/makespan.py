@@ -148,25 +148,13 @@ def serve_sim(url_file: Path) -> None:
     """Run the instrumented ``runway-sim`` in this process until SIGTERM; its URL goes to ``url_file``."""
     import asyncio
 
+    from airflow_provider_runway.simulator.cli import serve
     from airflow_provider_runway.simulator.server import RunwaySimulator
 
     sim = RunwaySimulator(sim_config())
     instrument(sim)
 
-    async def serve() -> None:
-        url = await sim.start("127.0.0.1", 0)
-        url_file.write_text(url)
-        print(f"runway-sim listening on {url}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await sim.stop()
-
-    asyncio.run(serve())
+    asyncio.run(serve(sim, "127.0.0.1", 0, on_listening=url_file.write_text))
 
 
 # -- figures ----------------------------------------------------------------------------------------------

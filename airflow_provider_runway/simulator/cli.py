@@ -9,7 +9,7 @@ import logging
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from airflow_provider_runway.simulator.config import ALEPH_MODES, ERROR_STYLES, SimulatorConfig
@@ -84,9 +84,17 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     return SimulatorConfig(**values)
 
 
-async def serve(sim: RunwaySimulator, host: str, port: int, access_log: bool = False) -> None:
-    """Serve until SIGINT or SIGTERM."""
+async def serve(
+    sim: RunwaySimulator,
+    host: str,
+    port: int,
+    access_log: bool = False,
+    on_listening: Callable[[str], object] | None = None,
+) -> None:
+    """Serve until SIGINT or SIGTERM; ``on_listening`` gets the URL once the server listens."""
     url = await sim.start(host, port, access_log=access_log)
+    if on_listening is not None:
+        on_listening(url)
     print(f"runway-sim listening on {url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
