@@ -39,9 +39,10 @@ MAX_ERROR_BACKOFF = 60.0
 PROGRESS_LOG_INTERVAL = 30.0
 #: Seconds between two reads around the expected end of a generation.
 FAST_POLL_INTERVAL = 1.0
-#: How long before the expected end the frequent reads begin.
-FAST_WINDOW_LEAD = 1.0
-#: Most frequent reads per wait; a generation that outlasts them is read every ``poll_interval`` again.
+#: How long after the expected end the read meant to see it lands (learned ends are known to about a second).
+AIM_PAST_END = 0.5
+#: Most frequent reads per wait, that first one included; a generation that outlasts them is read every
+#: ``poll_interval`` again.
 FAST_WINDOW_READS = 6
 #: Generation times remembered per (family, duration, quality) for :func:`expected_duration`.
 LEARNED_SAMPLES = 25
@@ -102,6 +103,8 @@ class WaitState:
     :param errors: Status reads that failed in a row.
     :param last_state: Normalised status of the last successful read.
     :param last_log: When the last progress line was logged, Unix epoch seconds.
+    :param last_read_at: When the task was last read, Unix epoch seconds, if before this wait took over
+        (an operator's read before deferring): the next read is placed after it, not at once.
     """
 
     started_at: float
@@ -109,6 +112,7 @@ class WaitState:
     errors: int = 0
     last_state: str | None = None
     last_log: float | None = None
+    last_read_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,18 +121,20 @@ class WaitState:
             "errors": self.errors,
             "last_state": self.last_state,
             "last_log": self.last_log,
+            "last_read_at": self.last_read_at,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WaitState:
         """Inverse of :meth:`to_dict`."""
-        last_log = data.get("last_log")
+        last_log, last_read_at = data.get("last_log"), data.get("last_read_at")
         return cls(
             started_at=float(data["started_at"]),
             seen=bool(data.get("seen", False)),
             errors=int(data.get("errors", 0)),
             last_state=data.get("last_state"),
             last_log=None if last_log is None else float(last_log),
+            last_read_at=None if last_read_at is None else float(last_read_at),
         )
 
 
@@ -251,9 +257,10 @@ class WaitPolicy:
     :param max_consecutive_errors: Failed reads in a row that end the wait.
     :param not_found_grace: Seconds a 404 counts as "not visible yet".
     :param expected_end: When the generation should end, Unix epoch seconds, if known. Reads are then
-        placed where the answer changes: before it at most ``poll_interval`` apart and timed so one
-        lands :data:`FAST_WINDOW_LEAD` seconds before it, then every :data:`FAST_POLL_INTERVAL`
-        seconds for at most :data:`FAST_WINDOW_READS` reads, then every ``poll_interval`` again.
+        placed where the answer changes: before it at most ``poll_interval`` apart (no more reads than
+        at a fixed interval) and timed so one lands :data:`AIM_PAST_END` seconds after it, then every
+        :data:`FAST_POLL_INTERVAL` seconds up to :data:`FAST_WINDOW_READS` reads from that one, then
+        every ``poll_interval`` again.
     """
 
     def __init__(
@@ -326,12 +333,12 @@ class WaitPolicy:
         interval = self.poll_interval
         if self.expected_end is None or interval <= FAST_POLL_INTERVAL:
             return interval
-        start = self.expected_end - FAST_WINDOW_LEAD
-        gap = start - now
+        aim = self.expected_end + AIM_PAST_END
+        gap = aim - now
         if gap > 1e-3:
-            # Evenly spaced reads, as many as at a fixed poll_interval, the last one at the window's start.
+            # Evenly spaced reads, as many as at a fixed poll_interval, the last one on the aim.
             return gap / math.ceil(gap / interval)
-        if now < start + (FAST_WINDOW_READS - 1) * FAST_POLL_INTERVAL - 1e-3:
+        if now < aim + (FAST_WINDOW_READS - 1) * FAST_POLL_INTERVAL - 1e-3:
             return FAST_POLL_INTERVAL
         return interval
 

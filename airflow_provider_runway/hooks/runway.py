@@ -6,11 +6,13 @@ import asyncio
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, ObjectStoragePath
+
+if TYPE_CHECKING:
+    import aiohttp
 
 from airflow_provider_runway.core.errors import (
     MAX_ERROR_BODY_BYTES,

@@ -14,21 +14,24 @@ import os
 import re
 import socket
 import ssl
+import sys
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, quote_plus
 
-import aiohttp
 import requests
-from aiohttp.helpers import get_env_proxy_for_url
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.connection import HTTPConnection
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from yarl import URL
+
+# aiohttp (about 0.2 s to import) serves only the triggerer's waits: a worker that parses a DAG and creates a
+# task never needs it, so it is imported where a session is made.
+if TYPE_CHECKING:
+    import aiohttp
 
 from airflow_provider_runway import __version__
 from airflow_provider_runway.core.errors import MAX_ERROR_BODY_BYTES, RunwayApiError, RunwayAuthError, RunwayError
@@ -264,6 +267,8 @@ def request_never_sent(error: requests.RequestException) -> bool:
 
 
 def aiohttp_never_sent(error: BaseException) -> bool:
+    import aiohttp
+
     connect_timeout = getattr(aiohttp, "ConnectionTimeoutError", None)
     if connect_timeout is not None and isinstance(error, connect_timeout):
         return True
@@ -271,9 +276,10 @@ def aiohttp_never_sent(error: BaseException) -> bool:
 
 
 def is_certificate_error(error: BaseException) -> bool:
-    return isinstance(error, (requests.exceptions.SSLError, aiohttp.ClientConnectorCertificateError)) or (
-        "CERTIFICATE_VERIFY_FAILED" in str(error)
-    )
+    if isinstance(error, requests.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return True
+    aiohttp = sys.modules.get("aiohttp")  # an aiohttp error means aiohttp is imported
+    return aiohttp is not None and isinstance(error, aiohttp.ClientConnectorCertificateError)
 
 
 class KeepAliveAdapter(HTTPAdapter):
@@ -285,6 +291,8 @@ class KeepAliveAdapter(HTTPAdapter):
 
 
 def new_client_session(settings: Settings) -> aiohttp.ClientSession:
+    import aiohttp
+
     return aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=settings.ssl_context()),
@@ -305,6 +313,9 @@ def proxy_for(settings: Settings) -> tuple[str | None, aiohttp.BasicAuth | None]
     """The proxy for the API: the connection's ``proxies`` extra, else HTTPS_PROXY / NO_PROXY from the environment."""
     if settings.async_proxy:
         return settings.async_proxy, None
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
     try:
         proxy, auth = get_env_proxy_for_url(URL(settings.base_url))
     except LookupError:

@@ -85,6 +85,7 @@ def settled(op: RunwayBaseOperator, context: Context, task_id: str) -> str:
             task = op.hook.get_task(task_id, op.family)
         except RunwayError:
             return task_id
+        op._last_read_at = time.time()
         if not waits_for_capacity(task):
             return task_id
         task_id = create_again(op, context, task)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_runway.core.retry import waits_for_capacity
-from airflow_provider_runway.core.wait import WaitDecision, deadline_for
+from airflow_provider_runway.core.wait import WaitDecision, WaitState, deadline_for
 from airflow_provider_runway.operators._capacity import create_again, settled, try_started_at
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from airflow_provider_runway.triggers.task_end import task_end_supported
@@ -58,6 +58,7 @@ def defer(op: RunwayBaseOperator, context: Context, task_id: str) -> None:
             multiple_outputs=op.multiple_outputs,
             do_xcom_push=op.do_xcom_push,
             resume_record=resume_record(op, context),
+            wait_state=created_wait_state(op),
         ),
         method_name="execute_complete",
         kwargs=resume_kwargs(op, try_number),
@@ -66,6 +67,15 @@ def defer(op: RunwayBaseOperator, context: Context, task_id: str) -> None:
         # the Runway task.
         timeout=None,
     )
+
+
+def created_wait_state(op: RunwayBaseOperator) -> dict[str, Any] | None:
+    """A wait that starts at the creation of a task this try created (and read), so reads follow that clock."""
+    if not op._created or op._created_at is None:
+        return None
+    return WaitState(
+        started_at=op._created_at, seen=op._last_read_at is not None, last_read_at=op._last_read_at
+    ).to_dict()
 
 
 def resume_kwargs(op: RunwayBaseOperator, try_number: int | None) -> dict[str, Any] | None:

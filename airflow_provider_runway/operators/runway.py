@@ -116,10 +116,11 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     :param retry_remote_failures: A failed generation ends the task without retries by default, since
         a retry pays again. Set True to let Airflow retries create a new Runway task after a failure.
     :param durable: Store the Runway task id so a retry attaches to it (True by default).
-    :param first_poll_delay: Seconds before the first status read of a deferred wait (a fresh task is
-        rarely done at once).
+    :param first_poll_delay: Seconds from the creation of the task before the first status read of a
+        deferred wait (a fresh task is rarely done at once).
     :param expected_duration: How long the generation should take, in seconds or as a timedelta,
-        counted from the start of the deferred wait. Reads then cluster around that time, so the end is
+        counted from the creation of the task (from the start of the deferred wait for a task this try
+        did not create). Reads then cluster around that time, so the end is
         seen about a second after it happens without more reads per video; ``None`` (the default) uses
         what the triggerer learned from earlier waits of the same family, duration and quality.
     :param end_in_triggerer: With ``deferrable``, let a successful task end in the triggerer, with the
@@ -182,6 +183,9 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._capacity_since: float | None = None
         self._capacity_attempts = 0
         self._created = False  # this try created the task it waits for
+        #: When this try created the task, and last read it before deferring (the trigger's schedule follows).
+        self._created_at: float | None = None
+        self._last_read_at: float | None = None
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -247,6 +251,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         # One operator object may run several tries in one process (dag.test): start clean.
         self.runway_task_id, self._known_task, self._result = None, None, None
         self._capacity_since, self._capacity_attempts, self._created = None, 0, False
+        self._created_at = self._last_read_at = None
         self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
         self._request = self.build_request(self.hook.get_validation_limits())
         return storable_result(self.execute_resumable(context), self.multiple_outputs)
@@ -283,7 +288,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             )
         self.log.info("Created Runway %s task %s", self.family.value, task_id)
         self._known_task = RunwayTask(task_id=task_id, family=self.family, status=TaskStatus.PENDING)
-        self._created = True
+        self._created, self._created_at, self._last_read_at = True, time.time(), None
         return task_id
 
     def _upload_inputs(self, context: Context, request: CreateRequest) -> CreateRequest:

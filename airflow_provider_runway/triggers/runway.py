@@ -60,7 +60,8 @@ class RunwayTaskTrigger(BaseTrigger):
     :param retry_limit: Retries of one status read inside the hook; ``None`` uses the connection's setting.
     :param retry_delay: Base of the exponential back-off, in seconds; ``None`` uses the connection's setting.
     :param max_consecutive_errors: Failed polls in a row that end the wait with an ``error`` event.
-    :param first_poll_delay: Seconds before the first status read (a fresh task is rarely done at once).
+    :param first_poll_delay: Seconds from the start of the wait (see ``wait_state``) before the first status
+        read (a fresh task is rarely done at once).
     :param deadline_source: What sets ``end_time`` (e.g. ``execution_timeout of 60 s``), named in the
         timeout message.
     :param wait_state: The wait's state so far (:meth:`WaitState.to_dict`), when it began before
@@ -186,18 +187,24 @@ class RunwayTaskTrigger(BaseTrigger):
                 self.log.exception("Waiting for Runway task %s failed", self.runway_task_id)
             decision = policy.cannot_wait(wait.state, error)
         if decision.outcome is Outcome.DONE and decision.task is not None:
-            self._learn(decision.task, wait.state.started_at)
+            self._learn(decision.task, wait.state.started_at, wait.pending_read_at)
             usual = decision.to_event(self.runway_task_id, self.family)
             if self.end_in_triggerer and (ended := await self._task_end_event(decision.task, usual)) is not None:
                 yield ended
                 return
         yield TriggerEvent(decision.to_event(self.runway_task_id, self.family))
 
-    def _learn(self, task: RunwayTask, started_at: float) -> None:
-        now = time.time()
+    def _learn(self, task: RunwayTask, started_at: float, pending_read_at: float | None = None) -> None:
+        """Remember how long the generation took: when it ended, as closely as this wait can tell."""
+        seen = time.time()
+        # The end lies after the last read that found the task running and before the read that saw it ended;
+        # also within the second after the record's completion time when that is plausible (its zone is
+        # undocumented; Runway's has whole seconds). Without a lower bound, the read that saw it is the estimate.
+        earliest, latest = pending_read_at, seen
         completed = task.completed_at.timestamp() if task.completed_at is not None else None
-        # The record's completion time when plausible (its zone is undocumented), else when the wait saw it.
-        ended = completed if completed is not None and started_at < completed <= now + 1.0 else now
+        if completed is not None and started_at < completed <= seen + 1.0:
+            earliest, latest = max(earliest or completed, completed), min(latest, completed + 1.0)
+        ended = (earliest + latest) / 2 if earliest is not None and earliest <= latest else latest
         learn_duration(self.family, self.duration, self.quality, ended - started_at)
 
     async def _task_end_event(self, task: RunwayTask, success_event: dict[str, Any]) -> TriggerEvent | None:
@@ -241,6 +248,8 @@ class _Wait:
         self.state = WaitState.from_dict(saved) if saved is not None else WaitState(started_at=time.time())
         self.policy = trigger.policy(self.state.started_at)
         self.last: RunwayTask | None = None
+        #: When a read last found the task still running.
+        self.pending_read_at: float | None = self.state.last_read_at
 
     def remaining(self) -> float:
         end_time = self.trigger.end_time
@@ -272,18 +281,28 @@ class _Wait:
     async def loop(self, hook: RunwayHook) -> WaitDecision:
         trigger = self.trigger
         family = TaskFamily(trigger.family)
-        first = trigger.first_poll_delay
-        if self.policy.expected_end is not None:  # the first read too lands on the schedule around the end
-            first = max(first, self.policy.pending_delay(time.time()))
-        await self.sleep(first)
+        await self.sleep(self.first_delay(time.time()))
         while True:
             try:
                 read: RunwayTask | RunwayError = await hook.aget_task(trigger.runway_task_id, family)
             except RunwayError as error:
                 read = error
-            decision = self.policy.decide(read, self.state, time.time())
+            now = time.time()
+            decision = self.policy.decide(read, self.state, now)
             log_decision(trigger.log, decision)
             self.state, self.last = decision.state, decision.task or self.last
             if decision.finished:
                 return decision if decision.task is not None else replace(decision, task=self.last)
+            if isinstance(read, RunwayTask):
+                self.pending_read_at = now
             await self.sleep(decision.delay)
+
+    def first_delay(self, now: float) -> float:
+        """Seconds before the first read: on the schedule after a read made before deferring, else at once."""
+        first = self.trigger.first_poll_delay - (now - self.state.started_at)
+        last_read = self.state.last_read_at
+        if last_read is not None:
+            first = max(first, last_read + self.policy.pending_delay(last_read) - now)
+        elif self.policy.expected_end is not None:  # the first read too lands on the schedule around the end
+            first = max(first, self.policy.pending_delay(now))
+        return max(0.0, first)

@@ -133,24 +133,29 @@ def test_percentile_and_median() -> None:
     assert makespan.median([3.0, 1.0, 2.0]) == 2.0
 
 
+def load_dag_file(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"makespan_dag_file_{name[:-3]}", makespan.DAGS_FOLDER / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="the benchmark runs on Airflow 3")
 def test_dags_bound_generations_by_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAKESPAN_VIDEOS", "12")
     monkeypatch.setenv("MAKESPAN_POLL_INTERVAL", "5")
-    path = makespan.DAGS_FOLDER / "makespan_dags.py"
-    spec = importlib.util.spec_from_file_location("makespan_dags_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    provider, http = load_dag_file("makespan_provider.py"), load_dag_file("makespan_http.py")
 
-    assert len(module.PROMPTS) == 12
-    assert (module.provider_dag.dag_id, module.http_dag.dag_id) == ("makespan_provider", "makespan_http")
-    generate = module.provider_dag.get_task("generate")
-    assert generate.operator_class is module.RunwayGenerateOperator
+    assert len(provider.PROMPTS) == len(http.PROMPTS) == 12
+    assert (provider.provider_dag.dag_id, http.http_dag.dag_id) == ("makespan_provider", "makespan_http")
+    assert {v.dag_file for v in makespan.VARIANTS.values()} == {"makespan_provider.py", "makespan_http.py"}
+    generate = provider.provider_dag.get_task("generate")
+    assert generate.operator_class is provider.RunwayGenerateOperator
     assert generate.partial_kwargs["pool"] == makespan.POOL
     assert generate.partial_kwargs["deferrable"] is True
-    create = module.http_dag.get_task("video.create")
-    wait = module.http_dag.get_task("video.wait")
+    create = http.http_dag.get_task("video.create")
+    wait = http.http_dag.get_task("video.wait")
     assert create.pool == wait.pool == makespan.POOL
     # A freed slot goes to a waiting sensor first: never an 11th generation on the account.
     assert wait.priority_weight > create.priority_weight
@@ -161,11 +166,7 @@ def test_dags_bound_generations_by_the_pool(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_http_route_create_fails_on_a_refused_create() -> None:
-    path = makespan.DAGS_FOLDER / "makespan_dags.py"
-    spec = importlib.util.spec_from_file_location("makespan_dags_filter", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_dag_file("makespan_http.py")
 
     class Response:
         def __init__(self, body: dict[str, Any]) -> None:

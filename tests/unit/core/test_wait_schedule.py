@@ -9,8 +9,8 @@ import pytest
 
 from airflow_provider_runway.core import wait as wait_module
 from airflow_provider_runway.core.wait import (
+    AIM_PAST_END,
     FAST_POLL_INTERVAL,
-    FAST_WINDOW_LEAD,
     FAST_WINDOW_READS,
     WaitPolicy,
     expected_duration,
@@ -38,14 +38,14 @@ def test_without_an_expected_end_reads_every_poll_interval() -> None:
 def test_reads_cluster_around_the_expected_end_then_return_to_the_interval() -> None:
     policy = WaitPolicy("t-1", poll_interval=5.0, expected_end=T0 + 22)
     times = read_times(policy, T0, T0 + 40)
-    window_start = 22 - FAST_WINDOW_LEAD
-    before = [t for t in times if t < window_start]
-    # As many reads as at a fixed poll_interval, evenly spaced so the next one lands on the window.
+    window_start = 22 + AIM_PAST_END
+    before = [t for t in times if t < window_start - 1e-9]
+    # As many reads as at a fixed poll_interval, evenly spaced so the next one lands just after the end.
     assert len(before) == math.ceil(window_start / 5.0) - 1
     gaps = [b - a for a, b in zip([0.0, *before], [*before, window_start], strict=False)]
     assert gaps == pytest.approx([window_start / len(gaps)] * len(gaps)) and max(gaps) <= 5.0
     window = [window_start + i * FAST_POLL_INTERVAL for i in range(FAST_WINDOW_READS)]
-    assert times[len(before) : len(before) + FAST_WINDOW_READS] == window
+    assert times[len(before) : len(before) + FAST_WINDOW_READS] == pytest.approx(window)
     after = times[len(before) + FAST_WINDOW_READS :]
     assert after and all(b - a == pytest.approx(5.0) for a, b in zip([window[-1], *after], after, strict=False))
 
@@ -61,7 +61,7 @@ def test_gaps_never_exceed_the_poll_interval(expected: float) -> None:
 def test_an_end_on_time_is_seen_within_a_second_with_no_more_reads(ends_at: float) -> None:
     placed = read_times(WaitPolicy("t-1", poll_interval=5.0, expected_end=T0 + ends_at), T0, T0 + 1000)
     seen = next(t for t in placed if t >= ends_at)
-    assert seen - ends_at <= FAST_POLL_INTERVAL
+    assert seen - ends_at == pytest.approx(AIM_PAST_END)
     fixed = read_times(WaitPolicy("t-1", poll_interval=5.0), T0, T0 + 1000, first=0.0)  # today: at once, then 5 s
     reads_placed = sum(1 for t in placed if t <= seen)
     reads_fixed = sum(1 for t in fixed if t <= next(t for t in fixed if t >= ends_at))

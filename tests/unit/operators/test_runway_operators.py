@@ -404,6 +404,20 @@ def test_deferrable_defers_with_the_right_trigger(
     assert resume_records.data == {"runway_task_id": "task-1"}  # kept for execute_complete
     # One read of the new task before deferring (KIE fails a create over the concurrency limit at once).
     hook.get_task.assert_called_once_with("task-1", TaskFamily.ALEPH)
+    # The trigger's wait starts at the creation, and its first read follows that one on the schedule.
+    state = kwargs["wait_state"]
+    assert before <= state["started_at"] <= state["last_read_at"] <= __import__("time").time()
+    assert state["seen"] is True
+
+
+def test_a_deferred_wait_on_a_task_this_try_did_not_create_starts_in_the_trigger(
+    hook: mock.MagicMock, context: dict[str, Any], resume_records: Any, make_task: Any
+) -> None:
+    resume_records.set("runway_task_id", "old-task")
+    hook.get_task.return_value = make_task("old-task", status=TaskStatus.RUNNING)
+    with pytest.raises(TaskDeferred) as exc:
+        attach(generate(deferrable=True), hook).execute(context)
+    assert exc.value.trigger.serialize()[1]["wait_state"] is None
 
 
 @pytest.mark.parametrize("has_start_date", [True, False], ids=["start_date", "no-start_date"])

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
-from airflow_provider_runway.core.wait import FAST_POLL_INTERVAL, FAST_WINDOW_LEAD, expected_duration
+from airflow_provider_runway.core.wait import AIM_PAST_END, WaitState, expected_duration
 from airflow_provider_runway.triggers import runway as trigger_module
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 
@@ -65,18 +65,28 @@ def test_without_an_expectation_the_reads_are_those_of_today(monkeypatch: pytest
 
 def test_an_expected_duration_puts_a_read_right_after_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
     reads, _ = run(monkeypatch, 22.0, expected_duration=22.0)
-    assert reads[-1] - 22.0 <= FAST_POLL_INTERVAL
-    assert len(reads) <= 6  # no more than today's
+    assert reads[-1] == pytest.approx(22.0 + AIM_PAST_END)
+    assert len(reads) == 5  # today's: 6 (at once, then every 5 s)
     assert max(b - a for a, b in zip([0.0, *reads], reads, strict=False)) <= 5.0
-    assert 22.0 - FAST_WINDOW_LEAD in reads
+
+
+def test_a_read_made_before_deferring_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The operator read the task 0.1 s after creating it; the trigger took over at 1.5 s.
+    start = 1_800_000_000.0
+    state = WaitState(started_at=start - 1.5, seen=True, last_read_at=start - 1.4).to_dict()
+    reads, payload = run(monkeypatch, 20.5, wait_state=state)  # ends 22 s after the creation
+    assert payload["status"] == "success"
+    # No read at once: every poll_interval after the operator's read, the wait's clock starting at the creation.
+    assert reads == pytest.approx([3.6, 8.6, 13.6, 18.6, 23.6])
+    assert len(reads) == 5
 
 
 def test_the_trigger_learns_from_its_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     assert expected_duration("runway", 5, "720p") is None
-    run(monkeypatch, 22.0)  # seen at 25 s: no completion time in the record
-    assert expected_duration("runway", 5, "720p") == 25.0
-    reads, _ = run(monkeypatch, 24.5)  # the next wait of the same kind reads around 25 s
-    assert reads[-1] == 25.0 and len(reads) <= 6
+    run(monkeypatch, 22.0)  # pending at 20 s, seen at 25 s: no completion time in the record
+    assert expected_duration("runway", 5, "720p") == 22.5
+    reads, _ = run(monkeypatch, 22.8)  # the next wait of the same kind reads right after 22.5 s
+    assert reads[-1] == pytest.approx(22.5 + AIM_PAST_END) and len(reads) == 5
 
 
 def test_a_completion_time_in_the_record_is_what_is_learned(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +101,8 @@ def test_a_completion_time_in_the_record_is_what_is_learned(monkeypatch: pytest.
         completed_at=datetime.fromtimestamp(real_now - 3, tz=timezone.utc),
     )
     trigger._learn(done, started_at=real_now - 60)
-    assert expected_duration("runway", 10, "1080p") == pytest.approx(57.0, abs=0.01)
+    # Runway's completion time has whole seconds: the end lies within the second after it.
+    assert expected_duration("runway", 10, "1080p") == pytest.approx(57.5, abs=0.01)
     implausible = RunwayTask(
         task_id="t-1",
         family=TaskFamily.RUNWAY,

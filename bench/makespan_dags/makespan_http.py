@@ -1,18 +1,11 @@
-"""The two DAGs ``bench/makespan.py`` runs: the same batch of Runway generations, two ways of waiting.
+"""The http provider route ``bench/makespan.py`` runs against the provider's DAGs (``makespan_provider.py``).
 
-* ``makespan_provider``: :class:`RunwayGenerateOperator` with ``deferrable=True``, mapped over the
-  prompts; each task creates its generation, waits in the triggerer, and the trigger ends it there.
-* ``makespan_resume_on_worker`` (variant ``C``, opt-in): as ``makespan_provider`` with
-  ``end_in_triggerer=False``: every task resumes on a worker to finish, as before issue 15.
-* ``makespan_http``: the generic route, a mapped task group per prompt: ``HttpOperator`` creates the
-  generation, ``HttpSensor`` (``mode="poke"``) reads its record until it ends, holding a worker slot.
-  The pool cannot hold a generation between the two tasks: a slot freed by a create may go to the
-  next create before the scheduler has made that create's sensor runnable, and the account then
-  refuses the create (over its 10 concurrent generations). The create retries every poll interval, as
-  a user of this route would have it do; the benchmark counts the refused creates.
-
-Both draw from one pool that counts deferred tasks, so at most its size of generations run at once.
-The benchmark sets the sizes through the environment of the Airflow processes it starts.
+``makespan_http``: a mapped task group per prompt: ``HttpOperator`` creates the generation,
+``HttpSensor`` (``mode="poke"``) reads its record until it ends, holding a worker slot. The pool cannot
+hold a generation between the two tasks: a slot freed by a create may go to the next create before the
+scheduler has made that create's sensor runnable, and the account then refuses the create (over its 10
+concurrent generations). The create retries every poll interval, as a user of this route would have it
+do; the benchmark counts the refused creates.
 """
 
 from __future__ import annotations
@@ -26,8 +19,6 @@ import pendulum
 from airflow.providers.common.compat.sdk import DAG, task_group
 from airflow.providers.http.operators.http import HttpOperator
 from airflow.providers.http.sensors.http import HttpSensor
-
-from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 
 POOL = os.environ.get("MAKESPAN_POOL", "runway_makespan")
 VIDEOS = int(os.environ.get("MAKESPAN_VIDEOS", "30"))
@@ -53,33 +44,6 @@ def created_task_id(response: Any) -> str:
     if body.get("code") != 200 or not body.get("data"):
         raise RuntimeError(f"create refused: {body.get('code')} {body.get('msg')}")
     return str(body["data"]["taskId"])
-
-
-with DAG(dag_id="makespan_provider", schedule=None, start_date=START, catchup=False, max_active_runs=1) as provider_dag:
-    RunwayGenerateOperator.partial(
-        task_id="generate",
-        duration=5,
-        quality="720p",
-        aspect_ratio="16:9",
-        deferrable=True,
-        poll_interval=POLL_INTERVAL,
-        pool=POOL,
-    ).expand(prompt=PROMPTS)
-
-
-with DAG(
-    dag_id="makespan_resume_on_worker", schedule=None, start_date=START, catchup=False, max_active_runs=1
-) as resume_on_worker_dag:
-    RunwayGenerateOperator.partial(
-        task_id="generate",
-        end_in_triggerer=False,
-        duration=5,
-        quality="720p",
-        aspect_ratio="16:9",
-        deferrable=True,
-        poll_interval=POLL_INTERVAL,
-        pool=POOL,
-    ).expand(prompt=PROMPTS)
 
 
 with DAG(dag_id="makespan_http", schedule=None, start_date=START, catchup=False, max_active_runs=1) as http_dag:
