@@ -307,7 +307,15 @@ def worker_main(args: argparse.Namespace) -> int:
         stagger=args.stagger,
         deadline=args.deadline,
     )
-    result = asyncio.run(run_plan(plan))
+    profile_to = os.environ.get("BENCH_PROFILE")  # diagnostic: cProfile stats of the worker to this path prefix
+    if profile_to:
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            result = asyncio.run(run_plan(plan))
+        profiler.dump_stats(f"{profile_to}-{plan.variant}-{plan.count}.prof")
+    else:
+        result = asyncio.run(run_plan(plan))
     Path(args.result).write_text(json.dumps(result))
     return 0
 

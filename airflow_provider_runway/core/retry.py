@@ -143,9 +143,19 @@ def call_with_retries(
     what: str,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run ``attempt`` until it succeeds, ``policy`` refuses its error, or ``retries`` retries are spent."""
+    """Run ``attempt`` until it succeeds, ``policy`` refuses its error, or ``retries`` retries are spent.
+
+    The first attempt runs outside tenacity (almost every call succeeds at once, and a triggerer makes
+    thousands); a failure is replayed as tenacity's first attempt, so every retry rule is tenacity's.
+    """
+    try:
+        return attempt()
+    except Exception as error:
+        if retries < 1 or not policy(error):
+            raise
+        first_failure = error
     retrying = tenacity.Retrying(sleep=sleep, **_retry_kwargs(policy, retries, delay, log, what))
-    return retrying(attempt)
+    return retrying(_replaying(first_failure, attempt))
 
 
 async def acall_with_retries(
@@ -159,5 +169,28 @@ async def acall_with_retries(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
     """Async :func:`call_with_retries`: the same policy and waits, sleeping without blocking the event loop."""
+    try:
+        return await attempt()
+    except Exception as error:
+        if retries < 1 or not policy(error):
+            raise
+        first_failure = error
     retrying = tenacity.AsyncRetrying(sleep=sleep, **_retry_kwargs(policy, retries, delay, log, what))
-    return await retrying(attempt)
+    replay = _replaying(first_failure, attempt)
+
+    async def again() -> T:
+        return await replay()  # type: ignore[no-any-return]
+
+    return await retrying(again)
+
+
+def _replaying(failure: BaseException, attempt: Callable[[], Any]) -> Callable[[], Any]:
+    """``attempt``, whose first call raises ``failure`` (the attempt already made) instead of running."""
+    pending = [failure]
+
+    def replay() -> Any:
+        if pending:
+            raise pending.pop()
+        return attempt()
+
+    return replay

@@ -70,7 +70,7 @@ from airflow_provider_runway.hooks.transport import (
     Response,
     Settings,
     aiohttp_never_sent,
-    aread_capped,
+    aread_response,
     as_cert,
     as_proxies,
     as_verify,
@@ -81,7 +81,6 @@ from airflow_provider_runway.hooks.transport import (
     loop_shared,
     mask_in_logs,
     new_client_session,
-    proxy_for,
     read_capped,
     redact_error,
     redact_key,
@@ -161,6 +160,7 @@ class RunwayHook(BaseHook):
         self._settings_cache: Settings | None = None
         self._requests_session: requests.Session | None = None
         self._asession: aiohttp.ClientSession | None = None
+        self._aurls: dict[tuple[str, str, tuple[tuple[str, Any], ...]], Any] = {}
         self._asession_depth = 0
         self._aproxy: tuple[str | None, aiohttp.BasicAuth | None] = (None, None)
         self._session_key: tuple[Any, ...] = ()
@@ -419,14 +419,13 @@ class RunwayHook(BaseHook):
         try:
             async with self._asession.request(
                 method,
-                f"{settings.base_url}{path}",
-                params=params,
+                self._aurl(settings.base_url, path, params),
                 allow_redirects=False,
                 proxy=self._aproxy[0],
                 proxy_auth=self._aproxy[1],
             ) as response:
                 limit = MAX_BODY_BYTES if response.status < 400 else MAX_ERROR_BODY_BYTES
-                content = await aread_capped(response.content, limit)
+                content = await aread_response(response, limit)
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except Exception as error:  # aiohttp's, asyncio's timeouts, and local refusals (a bad header is a ValueError)
             elapsed = (time.monotonic() - started) * 1000
@@ -436,6 +435,19 @@ class RunwayHook(BaseHook):
         if failure is not None:
             raise failure  # outside the handler: the original error is not chained
         return Response(status, content, retry_after, (time.monotonic() - started) * 1000)
+
+    def _aurl(self, base_url: str, path: str, params: dict[str, Any] | None) -> Any:
+        """The request URL as a ``yarl.URL``, built once per path and query (a wait reads one URL many times)."""
+        key = (base_url, path, tuple(params.items()) if params else ())
+        url = self._aurls.get(key)
+        if url is None:
+            from yarl import URL
+
+            url = URL(f"{base_url}{path}").with_query(params) if params else URL(f"{base_url}{path}")
+            if len(self._aurls) >= 64:
+                self._aurls.clear()
+            self._aurls[key] = url
+        return url
 
     # ----------------------------------------------------------------- uploads
 
@@ -611,7 +623,7 @@ class RunwayHook(BaseHook):
             )
             self._shared = loop_shared()
             self._asession = self._shared.acquire_session(self._session_key, lambda: new_client_session(settings))
-            self._aproxy = proxy_for(settings)
+            self._aproxy = self._shared.proxy(settings)
         self._asession_depth += 1
         return self
 

@@ -330,6 +330,17 @@ class LoopShared:
         self._connections: dict[str, tuple[float, ConnectionFields]] = {}
         self._reading: dict[str, asyncio.Future[ConnectionFields]] = {}
         self._sessions: dict[tuple[Any, ...], list[Any]] = {}  # key -> [session, users]
+        self._proxies: dict[tuple[str, str | None], tuple[float, tuple[str | None, aiohttp.BasicAuth | None]]] = {}
+
+    def proxy(self, settings: Settings) -> tuple[str | None, aiohttp.BasicAuth | None]:
+        """:func:`proxy_for` ``settings``, read at most every :data:`CONNECTION_REUSE_SECONDS` (it parses the
+        environment and may read ``~/.netrc``: a burst of waits starting together would each pay that)."""
+        key = (settings.base_url, settings.async_proxy)
+        entry = self._proxies.get(key)
+        now = time.monotonic()
+        if entry is None or now - entry[0] > CONNECTION_REUSE_SECONDS:
+            entry = self._proxies[key] = (now, proxy_for(settings))
+        return entry[1]
 
     async def connection(self, conn_id: str, read: Callable[[], Awaitable[ConnectionFields]]) -> ConnectionFields:
         """The connection's fields: a recent read, else one read shared by every concurrent caller."""
@@ -386,6 +397,14 @@ def loop_shared() -> LoopShared:
     except TypeError:  # an event loop type without weak references: share nothing
         return LoopShared()
     return shared
+
+
+async def aread_response(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body of ``response``, at most ``limit`` bytes: read at once when its announced length fits."""
+    length = response.content_length
+    if length is not None and length <= limit:
+        return await response.read()
+    return await aread_capped(response.content, limit)
 
 
 async def aread_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
