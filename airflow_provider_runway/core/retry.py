@@ -32,6 +32,7 @@ MAINTENANCE_CODE = 455
 MAX_CAPACITY_BACKOFF = 30.0
 
 T = TypeVar("T")
+R = TypeVar("R")
 RetryPolicy = Callable[[BaseException], bool]
 
 
@@ -179,16 +180,16 @@ async def acall_with_retries(
     replay = _replaying(first_failure, attempt)
 
     async def again() -> T:
-        return await replay()  # type: ignore[no-any-return]
+        return await replay()
 
     return await retrying(again)
 
 
-def _replaying(failure: BaseException, attempt: Callable[[], Any]) -> Callable[[], Any]:
+def _replaying(failure: BaseException, attempt: Callable[[], R]) -> Callable[[], R]:
     """``attempt``, whose first call raises ``failure`` (the attempt already made) instead of running."""
     pending = [failure]
 
-    def replay() -> Any:
+    def replay() -> R:
         if pending:
             raise pending.pop()
         return attempt()

@@ -39,8 +39,9 @@ MAX_ERROR_BACKOFF = 60.0
 PROGRESS_LOG_INTERVAL = 30.0
 #: Seconds between two reads around the expected end of a generation.
 FAST_POLL_INTERVAL = 1.0
-#: How long after the expected end the read meant to see it lands (learned ends are known to about a second).
-AIM_PAST_END = 0.5
+#: How long after the expected end the read meant to see it lands: learned ends of alike generations are known to
+#: a few tenths of a second (a read that comes too early is followed by another a second later).
+AIM_PAST_END = 0.25
 #: Most frequent reads per wait, that first one included; a generation that outlasts them is read every
 #: ``poll_interval`` again.
 FAST_WINDOW_READS = 6

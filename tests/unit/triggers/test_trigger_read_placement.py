@@ -85,7 +85,7 @@ def test_the_trigger_learns_from_its_waits(monkeypatch: pytest.MonkeyPatch) -> N
     assert expected_duration("runway", 5, "720p") is None
     run(monkeypatch, 22.0)  # pending at 20 s, seen at 25 s: no completion time in the record
     assert expected_duration("runway", 5, "720p") == 22.5
-    reads, _ = run(monkeypatch, 22.8)  # the next wait of the same kind reads right after 22.5 s
+    reads, _ = run(monkeypatch, 22.7)  # the next wait of the same kind reads right after 22.5 s
     assert reads[-1] == pytest.approx(22.5 + AIM_PAST_END) and len(reads) == 5
 
 
