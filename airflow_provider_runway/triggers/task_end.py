@@ -23,8 +23,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.providers.common.compat.sdk import XCOM_RETURN_KEY
-
 from airflow_provider_runway.version_compat import storable_result
 
 try:
@@ -33,6 +31,11 @@ except ImportError:  # an Airflow without task-end events
     from airflow.triggers.base import TriggerEvent
 
     TaskSuccessEvent = None  # type: ignore[assignment,misc]
+
+#: Airflow's ``XCOM_RETURN_KEY``, the same on every version. Not imported: on Airflow 3.0 the compat name
+#: resolves to ``airflow.models.xcom``, whose imports (the database layer, the API server's app, aiohttp) cost
+#: every task process about a second and a half to parse a DAG that uses the operators.
+XCOM_RETURN_KEY = "return_value"
 
 
 def task_end_supported() -> bool:
