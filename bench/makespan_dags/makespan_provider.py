@@ -26,28 +26,21 @@ PROMPTS = [f"Makespan shot {n}: a paper boat on a still pond, slow dolly in" for
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
 
 
-with DAG(dag_id="makespan_provider", schedule=None, start_date=START, catchup=False, max_active_runs=1) as provider_dag:
-    RunwayGenerateOperator.partial(
-        task_id="generate",
-        duration=5,
-        quality="720p",
-        aspect_ratio="16:9",
-        deferrable=True,
-        poll_interval=POLL_INTERVAL,
-        pool=POOL,
-    ).expand(prompt=PROMPTS)
+def provider_batch(dag_id: str, *, end_in_triggerer: bool) -> DAG:
+    """The batch as the provider runs it: one deferrable generation per prompt, mapped, in the pool."""
+    with DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, max_active_runs=1) as dag:
+        RunwayGenerateOperator.partial(
+            task_id="generate",
+            end_in_triggerer=end_in_triggerer,
+            duration=5,
+            quality="720p",
+            aspect_ratio="16:9",
+            deferrable=True,
+            poll_interval=POLL_INTERVAL,
+            pool=POOL,
+        ).expand(prompt=PROMPTS)
+    return dag
 
 
-with DAG(
-    dag_id="makespan_resume_on_worker", schedule=None, start_date=START, catchup=False, max_active_runs=1
-) as resume_on_worker_dag:
-    RunwayGenerateOperator.partial(
-        task_id="generate",
-        end_in_triggerer=False,
-        duration=5,
-        quality="720p",
-        aspect_ratio="16:9",
-        deferrable=True,
-        poll_interval=POLL_INTERVAL,
-        pool=POOL,
-    ).expand(prompt=PROMPTS)
+provider_dag = provider_batch("makespan_provider", end_in_triggerer=True)
+resume_on_worker_dag = provider_batch("makespan_resume_on_worker", end_in_triggerer=False)

@@ -360,6 +360,8 @@ def test_deferrable_retry_reattaches_through_the_trigger(
         attach(generate(deferrable=True), hook).execute(context)
     hook.create_task.assert_not_called()
     assert exc.value.trigger.serialize()[1]["task_id"] == "old-task"
+    # A task this try did not create: the wait starts in the trigger.
+    assert exc.value.trigger.serialize()[1]["wait_state"] is None
 
 
 # -- deferrable ---------------------------------------------------------------------------------
@@ -408,16 +410,6 @@ def test_deferrable_defers_with_the_right_trigger(
     state = kwargs["wait_state"]
     assert before <= state["started_at"] <= state["last_read_at"] <= __import__("time").time()
     assert state["seen"] is True
-
-
-def test_a_deferred_wait_on_a_task_this_try_did_not_create_starts_in_the_trigger(
-    hook: mock.MagicMock, context: dict[str, Any], resume_records: Any, make_task: Any
-) -> None:
-    resume_records.set("runway_task_id", "old-task")
-    hook.get_task.return_value = make_task("old-task", status=TaskStatus.RUNNING)
-    with pytest.raises(TaskDeferred) as exc:
-        attach(generate(deferrable=True), hook).execute(context)
-    assert exc.value.trigger.serialize()[1]["wait_state"] is None
 
 
 @pytest.mark.parametrize("has_start_date", [True, False], ids=["start_date", "no-start_date"])
