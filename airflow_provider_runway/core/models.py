@@ -7,6 +7,7 @@ those. :meth:`to_payload` produces the camelCase body KIE expects and omits unse
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,8 +90,13 @@ def check_prompt(prompt: Any, limits: ValidationLimits, name: str = "prompt") ->
     return prompt
 
 
+#: Whitespace as ``str.isspace`` sees it, and the ASCII control characters.
+_CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def _has_control_or_space(value: str) -> bool:
-    return any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)
+    # One regex scan: a video URL is checked on every finished task, character by character otherwise.
+    return _CONTROL_OR_SPACE.search(value) is not None
 
 
 def is_http_url(value: Any) -> bool:

@@ -92,6 +92,17 @@ def test_is_task_id() -> None:
     assert not any(models.is_task_id(v) for v in ("", "a b", "a\x7f", "x" * 129, None, 12))
 
 
+def test_control_or_space_is_isspace_or_an_ascii_control_on_every_code_point() -> None:
+    disagree = [
+        hex(code)
+        for code in range(0x110000)
+        if models._has_control_or_space(chr(code)) != (chr(code).isspace() or code < 32 or code == 127)
+    ]
+    assert disagree == []
+    assert models._has_control_or_space("https://cdn.test/a\u2028b")
+    assert not models._has_control_or_space("https://cdn.test/vidéo.mp4")
+
+
 def test_redact_url() -> None:
     assert models.redact_url("https://user:pw@cdn.test/a.mp4?token=s3cret#frag") == "https://cdn.test/a.mp4"
     assert models.redact_url("https://[::1/x?token=s") == "<unparsable URL>"
