@@ -199,12 +199,16 @@ class RunwayTaskTrigger(BaseTrigger):
         seen = time.time()
         # The end lies after the last read that found the task running and before the read that saw it ended;
         # also within the second after the record's completion time when that is plausible (its zone is
-        # undocumented; Runway's has whole seconds). Without a lower bound, the read that saw it is the estimate.
+        # undocumented; Runway's has whole seconds). Without a lower bound nothing is learned: the read that
+        # saw the end only bounds it from above, and it was placed by what was learned before (learning it
+        # would lengthen the expectation by the aim past the end on every wait that starts after the end).
         earliest, latest = pending_read_at, seen
         completed = task.completed_at.timestamp() if task.completed_at is not None else None
         if completed is not None and started_at < completed <= seen + 1.0:
             earliest, latest = max(earliest or completed, completed), min(latest, completed + 1.0)
-        ended = (earliest + latest) / 2 if earliest is not None and earliest <= latest else latest
+        if earliest is None:
+            return
+        ended = (earliest + latest) / 2 if earliest <= latest else latest
         learn_duration(self.family, self.duration, self.quality, ended - started_at)
 
     async def _task_end_event(self, task: RunwayTask, success_event: dict[str, Any]) -> TriggerEvent | None:
@@ -289,7 +293,8 @@ class _Wait:
                 read = error
             now = time.time()
             decision = self.policy.decide(read, self.state, now)
-            log_decision(trigger.log, decision)
+            if decision.log:  # most reads log nothing: the trigger's logger is not even looked up
+                log_decision(trigger.log, decision)
             self.state, self.last = decision.state, decision.task or self.last
             if decision.finished:
                 return decision if decision.task is not None else replace(decision, task=self.last)

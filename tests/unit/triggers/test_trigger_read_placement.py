@@ -111,4 +111,18 @@ def test_a_completion_time_in_the_record_is_what_is_learned(monkeypatch: pytest.
     )
     trigger._learn(implausible, started_at=real_now - 60)
     trigger._learn(implausible, started_at=real_now - 60)
-    assert expected_duration("runway", 10, "1080p") == pytest.approx(60.0, abs=0.5)
+    # Without a read that found it running, the implausible time leaves no lower bound: nothing learned.
+    assert expected_duration("runway", 10, "1080p") == pytest.approx(57.5, abs=0.01)
+    trigger._learn(implausible, started_at=real_now - 60, pending_read_at=real_now - 10)
+    trigger._learn(implausible, started_at=real_now - 60, pending_read_at=real_now - 10)
+    assert expected_duration("runway", 10, "1080p") == pytest.approx(55.0, abs=0.5)  # between the two reads
+
+
+def test_waits_that_start_after_the_end_learn_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tasks already finished when their wait starts (a triggerer back after an outage): the first read sees
+    # the end, which only bounds it from above. Learning it would push each next first read further out.
+    created_long_ago = WaitState(started_at=1_800_000_000.0 - 30).to_dict()
+    for _ in range(4):
+        reads, payload = run(monkeypatch, 0.0, wait_state=created_long_ago)
+        assert payload["status"] == "success" and reads == [0]
+    assert expected_duration("runway", 5, "720p") is None
