@@ -38,7 +38,13 @@ class ExtraField:
 
 EXTRA_FIELDS: tuple[ExtraField, ...] = (
     ExtraField("connect_timeout", "Connect timeout (s)", ("number",), "10", "Seconds to open a connection."),
-    ExtraField("read_timeout", "Read timeout (s)", ("number",), "30", "Seconds to wait for a response."),
+    ExtraField(
+        "read_timeout",
+        "Read timeout (s)",
+        ("number",),
+        "30",
+        "Seconds to wait for a response (in the triggerer, a request as a whole gets connect + read timeout).",
+    ),
     ExtraField(
         "retry_limit",
         "Retries of a failed call",

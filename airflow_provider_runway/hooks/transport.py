@@ -9,6 +9,7 @@ one event loop (every wait of a triggerer) share.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -224,20 +225,43 @@ class Settings:
         return None
 
     def ssl_context(self) -> ssl.SSLContext | bool:
-        """The aiohttp ``ssl`` argument matching requests' ``verify`` and ``cert``."""
+        """The aiohttp ``ssl`` argument matching requests' ``verify`` and ``cert``.
+
+        Building a context reads the CA store from disk (about 20 ms, on the event loop): the default
+        is aiohttp's own, built once per process (``True``), and a custom one is built once per
+        bundle and certificate files, again when one of them changes on disk.
+        """
         if self.verify is False:
             return False
-        if self.verify is True:
-            context = ssl.create_default_context()
-        elif os.path.isdir(self.verify):
-            context = ssl.create_default_context(capath=self.verify)
-        else:
-            context = ssl.create_default_context(cafile=self.verify)
-        if isinstance(self.cert, tuple):
-            context.load_cert_chain(self.cert[0], self.cert[1])
-        elif self.cert:
-            context.load_cert_chain(self.cert)
-        return context
+        if self.verify is True and not self.cert:
+            return True
+        files = [self.verify] if isinstance(self.verify, str) else []
+        files += list(self.cert) if isinstance(self.cert, tuple) else [self.cert] if self.cert else []
+        return _ssl_context(self.verify, self.cert, tuple(_modified(path) for path in files))
+
+
+def _modified(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1  # loading it reports the problem
+
+
+@functools.lru_cache(maxsize=16)
+def _ssl_context(
+    verify: bool | str, cert: str | tuple[str, str] | None, _files_modified: tuple[int, ...]
+) -> ssl.SSLContext:
+    if not isinstance(verify, str):
+        context = ssl.create_default_context()
+    elif os.path.isdir(verify):
+        context = ssl.create_default_context(capath=verify)
+    else:
+        context = ssl.create_default_context(cafile=verify)
+    if isinstance(cert, tuple):
+        context.load_cert_chain(cert[0], cert[1])
+    elif cert:
+        context.load_cert_chain(cert)
+    return context
 
 
 class Response(NamedTuple):
@@ -296,12 +320,12 @@ def new_client_session(settings: Settings) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         headers={"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"},
         connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=settings.ssl_context()),
-        # ``sock_read`` bounds the wait for the answer by ``read_timeout`` as requests does on the worker
-        # (``total`` alone would let a slow answer run for the connect timeout too).
+        # One timer per request, armed once: a request as a whole gets connect_timeout + read_timeout.
+        # A ``sock_read`` timer (read_timeout between chunks, as requests counts it on the worker) is
+        # cancelled and armed again on every chunk received, which thousands of waits in one triggerer
+        # pay for on every poll; a silent server is cut connect_timeout later instead.
         timeout=aiohttp.ClientTimeout(
-            total=settings.connect_timeout + settings.read_timeout,
-            sock_connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
+            total=settings.connect_timeout + settings.read_timeout, sock_connect=settings.connect_timeout
         ),
         # HTTPS_PROXY / NO_PROXY from the environment apply to the triggerer as they do to requests, but
         # are read once per wait (proxy_for), not by aiohttp on every request through two thread hops.

@@ -160,25 +160,32 @@ def test_a_trigger_waits_at_least_retry_after_between_429s(fresh: Harness) -> No
 
 
 @pytest.mark.integration
-def test_a_slow_answer_is_cut_by_the_read_timeout_sync_and_async(fresh: Harness) -> None:
-    """With no retries left, a read slower than the read timeout fails as a transport error, not late."""
+def test_a_slow_answer_is_cut_by_the_timeouts_sync_and_async(fresh: Harness) -> None:
+    """With no retries left, a read slower than its time limit fails as a transport error, not late.
+
+    On the worker the read timeout bounds the wait for the answer (requests); in the triggerer one timer
+    bounds the request as a whole, connect_timeout + read_timeout (no timer armed again per chunk).
+    """
     created = fresh.create_many(1, conn_id="runway_default")
     task_id = created[0].task_id or ""
-    delay = 1.2
-    fresh.sim.inject_fault("record-detail", "slow", count=2, delay=delay)
-    hook = fresh.hook("runway_faults", retry_limit=0)  # read_timeout 0.5 s in the connection
+    hook = fresh.hook("runway_faults", retry_limit=0)  # read_timeout 0.5 s, connect_timeout 2 s
+    fresh.sim.inject_fault("record-detail", "slow", count=1, delay=1.2)
     started = time.monotonic()
     with pytest.raises(RunwayTransportError, match="Timeout"):
         hook.get_task(task_id)
+    assert time.monotonic() - started < 1.2
 
     async def read() -> None:
         async with hook:
             await hook.aget_task(task_id)
 
+    fresh.sim.inject_fault("record-detail", "slow", count=1, delay=4.0)
+    started = time.monotonic()
     with pytest.raises(RunwayTransportError, match="Timeout"):
         asyncio.run(read())
-    # Let the simulator finish the abandoned slow answers before it is stopped.
-    time.sleep(max(0.0, started + 2 * delay - time.monotonic()))
+    assert 2.4 <= time.monotonic() - started < 4.0
+    # Let the simulator finish the abandoned slow answer before it is stopped.
+    time.sleep(max(0.0, started + 4.0 - time.monotonic()))
 
 
 @pytest.mark.integration

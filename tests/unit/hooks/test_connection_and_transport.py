@@ -102,6 +102,27 @@ class TestProxiesVerifyCert:
         context = settings.ssl_context()
         assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
 
+    def test_ssl_contexts_are_built_once_per_bundle_until_it_changes(self, tmp_path: Path) -> None:
+        import os
+
+        cafile = ssl.get_default_verify_paths().cafile
+        if not cafile or not Path(cafile).is_file():
+            pytest.skip("no system CA file to copy")
+        bundle = tmp_path / "ca.pem"
+        bundle.write_bytes(Path(cafile).read_bytes())
+
+        def settings(verify: bool | str) -> transport.Settings:
+            return transport.Settings("https://api.kie.ai", "k", 1.0, 1.0, 0, 0.0, {}, verify=verify)
+
+        # The default store: aiohttp's verified context, built once per process, not one per session.
+        assert settings(True).ssl_context() is True
+        first = settings(str(bundle)).ssl_context()
+        assert isinstance(first, ssl.SSLContext) and first.verify_mode == ssl.CERT_REQUIRED
+        assert settings(str(bundle)).ssl_context() is first
+        stat = bundle.stat()
+        os.utime(bundle, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # the bundle was replaced
+        assert settings(str(bundle)).ssl_context() is not first
+
     def test_bad_proxies_extra_names_the_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
         set_connection(monkeypatch, {"conn_type": "runway", "password": API_KEY, "extra": {"proxies": "nope"}})
         with pytest.raises(ValueError, match="proxies"):
