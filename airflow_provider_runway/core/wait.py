@@ -290,7 +290,10 @@ class WaitPolicy:
     def decide(self, read: RunwayTask | RunwayError, state: WaitState, now: float) -> WaitDecision:
         """Judge one status read: ``read`` is the task it returned or the error it raised."""
         if isinstance(read, RunwayTask):
-            return self._judge(read, replace(state, seen=True, errors=0, last_state=read.status.value), now)
+            last_state = read.status.value
+            if not state.seen or state.errors or state.last_state != last_state:  # most reads change nothing
+                state = replace(state, seen=True, errors=0, last_state=last_state)
+            return self._judge(read, state, now)
         return self._read_failed(read, state, now)
 
     def timed_out(self, state: WaitState, now: float, task: RunwayTask | None = None) -> WaitDecision:
