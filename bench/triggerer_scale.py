@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +355,7 @@ class Row:
     errors: int
     sim_cpu_s: float
     error_samples: list[str] = field(default_factory=list)
+    round_no: int = 1
 
 
 def _sim_cpu(pid: int) -> float:
@@ -463,6 +464,7 @@ def _row(
 def scale_table(rows: Sequence[Row]) -> str:
     headers = [
         "N",
+        "round",
         "variant",
         "CPU s",
         "wait-min",
@@ -482,6 +484,7 @@ def scale_table(rows: Sequence[Row]) -> str:
     body = [
         [
             fmt(r.n),
+            fmt(r.round_no),
             r.variant,
             fmt(r.cpu_s),
             fmt(r.wait_min, 0),
@@ -503,8 +506,26 @@ def scale_table(rows: Sequence[Row]) -> str:
     return format_table(headers, body, title="Triggerer scale (client process; one asyncio loop per run)")
 
 
+def _median_rows(rows: Sequence[Row]) -> dict[tuple[int, str], Row]:
+    """Per (N, variant), the round with the median CPU per 1,000 wait-minutes (of an even count, the lower middle)."""
+    groups: dict[tuple[int, str], list[Row]] = {}
+    for r in rows:
+        groups.setdefault((r.n, r.variant), []).append(r)
+    return {key: sorted(group, key=lambda r: r.cpu_per_kwm)[(len(group) - 1) // 2] for key, group in groups.items()}
+
+
+def _per_round(rows: Sequence[Row], n: int, variant: str, base: str) -> list[float]:
+    """``variant``'s CPU per wait-minute over ``base``'s, round by round (the two ran minutes apart)."""
+    by = {(r.n, r.variant, r.round_no): r for r in rows}
+    return [
+        ratio(r.cpu_per_kwm, by[(n, base, r.round_no)].cpu_per_kwm)
+        for r in rows
+        if r.n == n and r.variant == variant and (n, base, r.round_no) in by
+    ]
+
+
 def ratio_table(rows: Sequence[Row], poll_interval: float) -> str:
-    by = {(r.n, r.variant): r for r in rows}
+    by = _median_rows(rows)
     body = []
     for n in sorted({r.n for r in rows}):
         ours, floor = by.get((n, "ours")), by.get((n, "floor"))
@@ -514,17 +535,19 @@ def ratio_table(rows: Sequence[Row], poll_interval: float) -> str:
         vs_floor = ratio(ours.cpu_per_kwm, floor.cpu_per_kwm) if floor else math.nan
         vs_pattern = ratio(ours.cpu_per_kwm, pattern.cpu_per_kwm) if pattern else math.nan
         vs_db = ratio(ours.cpu_per_kwm, pattern_db.cpu_per_kwm) if pattern_db else math.nan
+        rounds = _per_round(rows, n, "ours", "floor")
         checks = [
             f"<=1.2x floor: {_verdict(vs_floor <= 1.2)}" if floor else "",
             f">=3x less than pattern-db: {_verdict(vs_db <= 1 / 3)}" if pattern_db else "",
             f"detect p99 <= {poll_interval + 1:g} s: {_verdict(ours.latency_p99_s <= poll_interval + 1)}",
             f"lag p99 < 100 ms: {_verdict(ours.lag_p99_ms < 100)}",
-            f"errors 0: {_verdict(ours.errors == 0)}",
+            f"errors 0: {_verdict(all(r.errors == 0 for r in rows if r.n == n and r.variant == 'ours'))}",
         ]
         body.append(
             [
                 fmt(n),
                 fmt(vs_floor),
+                " ".join(fmt(x) for x in rounds) if len(rounds) > 1 else "-",
                 fmt(vs_pattern),
                 fmt(ratio(1, vs_pattern), 1),
                 fmt(vs_db),
@@ -536,6 +559,7 @@ def ratio_table(rows: Sequence[Row], poll_interval: float) -> str:
     headers = [
         "N",
         "CPU ours/floor",
+        "ours/floor by round",
         "ours/pattern",
         "pattern/ours",
         "ours/pattern-db",
@@ -543,7 +567,9 @@ def ratio_table(rows: Sequence[Row], poll_interval: float) -> str:
         "RSS growth ours/pattern",
         "targets (issue 15)",
     ]
-    return format_table(headers, body, title="Ratios (CPU per 1,000 wait-minutes) and targets")
+    return format_table(
+        headers, body, title="Ratios (CPU per 1,000 wait-minutes; the median round of each variant) and targets"
+    )
 
 
 def smart_table(rows: Sequence[Row], poll_interval: float) -> str:
@@ -604,6 +630,17 @@ def plot(rows: Sequence[Row], path: Path) -> bool:
     return True
 
 
+def _print_row(row: Row) -> None:
+    print(
+        f"  N={row.n:>5} round {row.round_no} {row.variant:<10} cpu {row.cpu_s:6.2f} s  "
+        f"req/task {row.requests_per_task:5.1f}  detect p99 {row.latency_p99_s:5.2f} s  "
+        f"lag p99 {row.lag_p99_ms:6.1f} ms  errors {row.errors}",
+        flush=True,
+    )
+    for sample in row.error_samples:
+        print(f"      {sample}", flush=True)
+
+
 def orchestrate(args: argparse.Namespace) -> int:
     profile = QUICK if args.quick else FULL
     sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else profile.sizes
@@ -622,16 +659,13 @@ def orchestrate(args: argparse.Namespace) -> int:
     with SimProcess(phases, log_path=OUT / "sim.log") as sim:
         print(f"runway-sim at {sim.url} (pid {sim.pid})", flush=True)
         for n in sizes:
-            for variant in variants:
-                row = measure(sim, profile, n, variant)
-                rows.append(row)
-                print(
-                    f"  N={n:>5} {variant:<8} cpu {row.cpu_s:6.2f} s  req/task {row.requests_per_task:5.1f}  "
-                    f"detect p99 {row.latency_p99_s:5.2f} s  lag p99 {row.lag_p99_ms:6.1f} ms  errors {row.errors}",
-                    flush=True,
-                )
-                for sample in row.error_samples:
-                    print(f"      {sample}", flush=True)
+            for round_no in range(1, args.rounds + 1):
+                # Every other round in reverse order, so a machine speeding up or slowing down over a round
+                # does not always favour the same variant.
+                for variant in variants if round_no % 2 else variants[::-1]:
+                    row = replace(measure(sim, profile, n, variant), round_no=round_no)
+                    rows.append(row)
+                    _print_row(row)
         if not args.no_smart:
             n = profile.smart_size
             base = next((r for r in rows if r.n == n and r.variant == "ours"), None)
@@ -661,6 +695,13 @@ def orchestrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", help="comma-separated numbers of concurrent waits (default 100,1000,5000)")
@@ -668,6 +709,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}"
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run: small sizes, time-scale 0.1, 1 s polls")
+    parser.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=1,
+        help="measure every (N, variant) this many times, alternating the order; ratios use the median round",
+    )
     parser.add_argument("--no-smart", action="store_true", help="skip the smart-polling comparison")
     parser.add_argument("--no-submission", action="store_true", help="skip the submission-overhead comparison")
     worker = parser.add_argument_group("worker mode (internal)")
