@@ -383,6 +383,7 @@ def measure(
     *,
     first_poll_delay: float = 0.0,
     label: str | None = None,
+    round_no: int = 1,
 ) -> Row:
     """Reset the simulator, create ``n`` tasks, wait for them in a fresh client process, collect figures."""
     from airflow_provider_runway.simulator import SimulatorClient
@@ -410,13 +411,13 @@ def measure(
             str(deadline),
         ],
         _worker_env(sim.url, variant),
-        OUT / f"worker-{name}-{n}.log",
+        OUT / f"worker-{name}-{n}{f'-round{round_no}' if round_no > 1 else ''}.log",
         timeout=deadline + 300,
     )
     sim_cpu = _sim_cpu(sim.pid) - sim_cpu_before
     counters = client.counters()
     completes = {info["task_id"]: info["completes_at"] for info in client.tasks()}
-    return _row(n, name, first_poll_delay, result, counters, completes, sim_cpu)
+    return replace(_row(n, name, first_poll_delay, result, counters, completes, sim_cpu), round_no=round_no)
 
 
 def _row(
@@ -663,7 +664,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 # Every other round in reverse order, so a machine speeding up or slowing down over a round
                 # does not always favour the same variant.
                 for variant in variants if round_no % 2 else variants[::-1]:
-                    row = replace(measure(sim, profile, n, variant), round_no=round_no)
+                    row = measure(sim, profile, n, variant, round_no=round_no)
                     rows.append(row)
                     _print_row(row)
         if not args.no_smart:
