@@ -1,0 +1,68 @@
+"""DAGs for ``tests/e2e/test_outlets_and_listeners.py``, copied into a throwaway DAGs folder.
+
+* ``runway_outlets_producer``: two deferrable generations, each with the same asset (a Dataset on
+  Airflow 2.11) in its ``outlets`` and no ``download_to``;
+* ``runway_outlets_consumer``: scheduled on that asset;
+* ``runway_without_outlets``: the same two generations with no outlets.
+
+Every generation records each run of its task on a worker (``on_execute_callback``, which Airflow calls for
+the first run and again for a resume after deferral) as a JSON line in ``$RUNWAY_E2E_RECORDS/worker_runs.jsonl``:
+one line means the task never went back to a worker, so it ended in the triggerer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pendulum
+from airflow.providers.common.compat.sdk import DAG, Asset
+
+from airflow_provider_runway.operators.runway import RunwayGenerateOperator
+
+try:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+except ImportError:  # Airflow 2.11 ships it in core
+    from airflow.operators.empty import EmptyOperator  # type: ignore[no-redef]
+
+RECORDS_ENV = "RUNWAY_E2E_RECORDS"
+VIDEOS = Asset("runway-e2e://videos/lighthouse")
+TASK_IDS = ("dusk", "dawn")
+START = pendulum.datetime(2025, 1, 1, tz="UTC")
+
+
+def record_worker_run(context: Any) -> None:
+    """Append ``{dag_id, run_id, task_id, try_number}`` for this run of the task on a worker."""
+    ti = context["ti"]
+    line = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
+    with (Path(os.environ[RECORDS_ENV]) / "worker_runs.jsonl").open("a") as records:
+        records.write(json.dumps(line) + "\n")
+
+
+def generations(outlets: list[Asset]) -> None:
+    """One short deferrable generation per task id, in the DAG being defined."""
+    for task_id in TASK_IDS:
+        RunwayGenerateOperator(
+            task_id=task_id,
+            prompt=f"a lighthouse at {task_id}",
+            duration=5,
+            quality="720p",
+            aspect_ratio="16:9",
+            deferrable=True,
+            poll_interval=0.5,
+            retries=0,
+            outlets=outlets,
+            on_execute_callback=record_worker_run,
+        )
+
+
+with DAG("runway_outlets_producer", schedule=None, start_date=START, catchup=False):
+    generations([VIDEOS])
+
+with DAG("runway_outlets_consumer", schedule=[VIDEOS], start_date=START, catchup=False):
+    EmptyOperator(task_id="consume")
+
+with DAG("runway_without_outlets", schedule=None, start_date=START, catchup=False):
+    generations([])
