@@ -87,20 +87,21 @@ class TestProxiesVerifyCert:
         monkeypatch.setenv("NO_PROXY", "api.kie.ai")
         assert transport.proxy_for(settings) == (None, None)
 
-    def test_ssl_context_trusts_the_given_bundle(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        set_connection(
-            monkeypatch,
-            {
-                "conn_type": "runway",
-                "password": API_KEY,
-                "extra": {"verify": ssl.get_default_verify_paths().cafile or "/nonexistent"},
-            },
+    def test_ssl_context_trusts_the_given_bundle(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        import certifi  # requests' own CA bundle: always installed, unlike a system CA file
+
+        # A bundle of one CA certificate: the context must trust exactly it, not the system's store.
+        first_ca = re.search(
+            r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n", Path(certifi.where()).read_text(), re.S
         )
-        settings = RunwayHook()._settings()
-        if not Path(str(settings.verify)).is_file():
-            pytest.skip("no system CA file to load")
-        context = settings.ssl_context()
+        assert first_ca is not None
+        bundle = tmp_path / "one-ca.pem"
+        bundle.write_text(first_ca.group(0))
+        set_connection(monkeypatch, {"conn_type": "runway", "password": API_KEY, "extra": {"verify": str(bundle)}})
+        context = RunwayHook()._settings().ssl_context()
         assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname
+        assert context.get_ca_certs(binary_form=True) == [ssl.PEM_cert_to_DER_cert(first_ca.group(0))]
 
     def test_ssl_contexts_are_built_once_per_bundle_until_it_changes(self, tmp_path: Path) -> None:
         import os
