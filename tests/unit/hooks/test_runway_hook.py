@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 
 import pytest
@@ -440,12 +441,41 @@ class TestRetries:
             hook.create_generate_task(GenerateRequest(prompt="p"))
         assert len(responses.calls) == 4
 
-    def test_backoff_delay(self):
-        for attempt in range(1, 8):
-            base = min(60.0, 2.0 * 2 ** (attempt - 1))
-            assert base / 2 <= backoff_delay(attempt, 2.0) <= base
-        assert backoff_delay(1, 0.0, retry_after=12) == 12
-        assert backoff_delay(1, 0.0, retry_after=10_000) == 300
+    @pytest.mark.parametrize(
+        ("jitter", "expected"),
+        [
+            # Retries 1 to 7 with retry_delay=2: doubling from 2 s, capped at a minute...
+            (lambda low, high: high, [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]),
+            # ...and jitter takes off at most half.
+            (lambda low, high: low, [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]),
+        ],
+        ids=["no-jitter", "most-jitter"],
+    )
+    def test_backoff_doubles_from_the_retry_delay_up_to_a_minute(self, monkeypatch, jitter, expected):
+        monkeypatch.setattr(random, "uniform", jitter)
+        assert [backoff_delay(attempt, 2.0) for attempt in range(1, 8)] == expected
+
+    def test_backoff_jitter_spreads_the_retries_over_the_upper_half(self):
+        delays = [backoff_delay(4, 2.0) for _ in range(200)]
+        assert all(8.0 <= delay <= 16.0 for delay in delays)
+        assert min(delays) < 9.0 and max(delays) > 15.0  # not lock step: each bound missed with p < 1e-11
+
+    def test_backoff_honours_retry_after_up_to_five_minutes(self, monkeypatch):
+        monkeypatch.setattr(random, "uniform", lambda low, high: low)
+        assert backoff_delay(1, 0.0, retry_after=12) == 12.0
+        assert backoff_delay(1, 0.0, retry_after=10_000) == 300.0
+        assert backoff_delay(3, 2.0, retry_after=1) == 4.0  # a shorter Retry-After does not shorten the back-off
+
+    @responses.activate
+    def test_read_retries_sleep_the_backoff(self, runway_conn, sleeps, monkeypatch):
+        monkeypatch.setattr(random, "uniform", lambda low, high: high)
+        hook = RunwayHook(retry_limit=3, retry_delay=2.0)
+        hook._sleep = sleeps
+        for _ in range(3):
+            responses.get(DETAIL, json={"code": 500, "msg": "server error"}, status=500)
+        responses.get(DETAIL, json=ok(RUNWAY_RECORD))
+        assert hook.get_task("t-1").status is TaskStatus.SUCCEEDED
+        assert sleeps.calls == [2.0, 4.0, 8.0]
 
 
 # --------------------------------------------------------------------------- secrets
