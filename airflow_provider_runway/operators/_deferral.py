@@ -14,7 +14,7 @@ from airflow_provider_runway.core.retry import waits_for_capacity
 from airflow_provider_runway.core.wait import WaitDecision, WaitState, deadline_for
 from airflow_provider_runway.operators._capacity import create_again, settled, try_started_at
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
-from airflow_provider_runway.triggers.task_end import task_end_supported
+from airflow_provider_runway.triggers.task_end import task_end_supported, worker_end_reasons
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
 
 if TYPE_CHECKING:
@@ -90,13 +90,15 @@ def resume_kwargs(op: RunwayBaseOperator, try_number: int | None) -> dict[str, A
 
 
 def ends_in_triggerer(op: RunwayBaseOperator) -> bool:
-    """Whether nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``)."""
-    if not op.end_in_triggerer or op.download_to or op.on_success_callback or not task_end_supported():
+    """Whether nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``); logs why not."""
+    if not op.end_in_triggerer or not task_end_supported():
         return False
-    try:  # a mapped task downstream needs the length record a worker writes
-        return next(iter(op.iter_mapped_dependants()), None) is None
-    except Exception:  # no DAG attached (a bare operator in a test)
-        return True
+    reasons = (["download_to"] if op.download_to else []) + worker_end_reasons(op)
+    if reasons:
+        op.log.info("On success this task resumes on a worker, for: %s", ", ".join(reasons))
+        return False
+    op.log.info("On success this task ends in the triggerer (nothing is left for a worker)")
+    return True
 
 
 def resume_record(op: RunwayBaseOperator, context: Context) -> str | None:

@@ -124,10 +124,11 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         seen about a second after it happens without more reads per video; ``None`` (the default) uses
         what the triggerer learned from earlier waits of the same family, duration and quality.
     :param end_in_triggerer: With ``deferrable``, let a successful task end in the triggerer, with the
-        same XComs, when nothing is left for a worker (no ``download_to``, no ``on_success_callback``,
-        no mapped task downstream) and the running Airflow supports task-end events. Failures and
-        timeouts always resume on a worker. Set False when listeners or a custom XCom backend must
-        see the result.
+        same XComs, when Airflow would do nothing more at a worker's end: no ``download_to``, outlets,
+        success or execute callbacks, execute hooks, ``map_index_template`` or mapped task downstream,
+        and no listener, custom XCom backend or lineage backend in the deployment (see
+        :func:`~airflow_provider_runway.triggers.task_end.worker_end_reasons`). Failures and timeouts
+        always resume on a worker.
     """
 
     family: ClassVar[TaskFamily] = TaskFamily.RUNWAY
