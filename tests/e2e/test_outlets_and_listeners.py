@@ -7,8 +7,9 @@ Airflow's real processes (``conftest.airflow_stack``) against ``runway-sim`` in 
 1. **No listener plugin.** ``runway_outlets_producer`` (two deferrable generations with an asset in their
    ``outlets``, no ``download_to``) and ``runway_without_outlets`` (the same generations, no outlets) run at
    once. Each producer task emits one asset event and the DAG scheduled on the asset runs and succeeds;
-   each task without outlets still ends in the triggerer: it ran on a worker once (``on_execute_callback``
-   records every worker run, a resume after deferral included) and the trigger logged that it ended the task.
+   each task without outlets still ends in the triggerer: the trigger logged that it ended the task, and
+   Airflow never queued the task instance again after its generation had finished (a resume on a worker
+   is queued anew, so its ``queued_when`` would be later than the simulator's ``completes_at``).
 2. **A listener plugin** in the plugins folder (the scheduler restarted so its workers load it):
    ``runway_without_outlets`` runs again, and the listener sees ``on_task_instance_success`` once for each
    task. No outlets there, so only the registered listener can have sent the tasks back to a worker.
@@ -21,6 +22,7 @@ import shutil
 import time
 import urllib.parse
 from collections import Counter
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ RUN_TIMEOUT = 240.0
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines a DAG callback or the listener plugin appended; none if the file was never written."""
+    """The JSON lines the listener plugin appended; none if the file was never written."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line]
@@ -78,11 +80,24 @@ def task_states(stack: AirflowStack, dag_id: str, run_id: str) -> dict[str, str]
 def asset_events_per_task(stack: AirflowStack, dag_id: str, run_id: str) -> dict[str, int]:
     """Asset (Dataset, on Airflow 2) events the run's tasks emitted, counted by source task."""
     query = urllib.parse.urlencode({"source_dag_id": dag_id, "source_run_id": run_id, "limit": 100})
-    if AIRFLOW_V_3_0_PLUS:
-        events = stack.get(f"/assets/events?{query}")["asset_events"]
-    else:
-        events = stack.get(f"/datasets/events?{query}")["dataset_events"]
-    counts = Counter(event["source_task_id"] for event in events)
+    path, key = (
+        (f"/assets/events?{query}", "asset_events")
+        if AIRFLOW_V_3_0_PLUS
+        else (f"/datasets/events?{query}", "dataset_events")
+    )
+
+    def events() -> tuple[list[dict[str, Any]]] | None:  # a tuple: no events is an answer too
+        try:
+            return (list(stack.get(path)[key]),)
+        except AssertionError as error:
+            # Airflow 3.3.2 answers 500 while a run the events created has no start_date yet (its response
+            # model requires one); the scheduler starts that run within a loop or two.
+            if "HTTP 500" in str(error):
+                return None
+            raise
+
+    answer = wait_until(events, 60, f"the asset events of {dag_id}")
+    counts = Counter(event["source_task_id"] for event in answer[0])
     return {task_id: counts[task_id] for task_id in TASK_IDS}
 
 
@@ -119,6 +134,40 @@ def ended_in_triggerer_per_task(
     }
 
 
+def queued_after_the_generation(
+    stack: AirflowStack, sim_tasks: Mapping[str, Mapping[str, Any]], dag_id: str, run_id: str
+) -> dict[str, bool]:
+    """Whether Airflow queued each task instance again once its generation had finished: back to a worker.
+
+    A deferred task that resumes on a worker goes through ``scheduled`` and ``queued`` again, which moves its
+    ``queued_when``; a task ended by its trigger keeps the time it was first queued, before it created the
+    generation.
+    """
+    back: dict[str, bool] = {}
+    for ti in stack.task_instances(dag_id, run_id):
+        generation = sim_tasks[runway_task_id(stack, dag_id, run_id, ti["task_id"])]
+        queued = datetime.fromisoformat(ti["queued_when"].replace("Z", "+00:00")).timestamp()
+        assert queued < generation["created_at"] or queued > generation["completes_at"], (ti, generation)
+        back[ti["task_id"]] = queued > generation["completes_at"]
+    return back
+
+
+def release_once_handed_over(stack: AirflowStack, sim: Any, runs: list[tuple[str, str]]) -> None:
+    """Let the held generations finish once every task of ``runs`` is deferred and every worker is idle.
+
+    Airflow 3.3.2 fails a task whose trigger fires before the scheduler processed the worker's defer-exit
+    event (apache/airflow#67287, #72716), and a task with outlets or listeners resumes on a worker.
+    """
+
+    def handed_over() -> bool:
+        stack.assert_alive()
+        states = [ti["state"] for dag_id, run_id in runs for ti in stack.task_instances(dag_id, run_id)]
+        return states == ["deferred"] * len(TASK_IDS) * len(runs) and not stack.busy_workers() + stack.task_processes()
+
+    wait_until(handed_over, RUN_TIMEOUT, f"{runs} to be deferred with every worker idle", stack.observe_interval)
+    sim.resume()
+
+
 def restart_scheduler(stack: AirflowStack) -> None:
     """Stop the scheduler and start it again: its executor's task processes then load the plugins folder anew."""
     stack.components["scheduler"].stop()
@@ -129,8 +178,10 @@ def restart_scheduler(stack: AirflowStack) -> None:
 def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: ProcessRegistry, e2e_tmp: Path) -> None:
     started = time.monotonic()
     sim_process = start_runway_sim(
-        process_registry, e2e_tmp, ["--wait-seconds", "0.5", "--queueing-seconds", "0.5", "--generating-seconds", "2"]
+        process_registry, e2e_tmp, ["--wait-seconds", "0.5", "--queueing-seconds", "0.5", "--generating-seconds", "1"]
     )
+    sim = sim_process.client()
+    sim.pause()  # every generation is held in "generating" until its task was handed to the triggerer
     records = e2e_tmp / "records"
     records.mkdir()
     dags = e2e_tmp / "dags"
@@ -164,6 +215,8 @@ def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: Pr
     now = datetime.now(timezone.utc).replace(microsecond=0)
     stack.trigger(PRODUCER, "outlets", now, {})
     stack.trigger(WITHOUT_OUTLETS, "plain", now, {})
+    release_once_handed_over(stack, sim, [(PRODUCER, "outlets"), (WITHOUT_OUTLETS, "plain")])
+    sim.pause()
     run_states = {
         dag_id: wait_for_run(stack, dag_id, run_id)
         for dag_id, run_id in ((PRODUCER, "outlets"), (WITHOUT_OUTLETS, "plain"))
@@ -176,27 +229,32 @@ def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: Pr
     shutil.copy(FIXTURES / PLUGIN_FILE, plugins / PLUGIN_FILE)
     restart_scheduler(stack)
     stack.trigger(WITHOUT_OUTLETS, "listened", now + timedelta(seconds=1), {})
+    release_once_handed_over(stack, sim, [(WITHOUT_OUTLETS, "listened")])
     run_states["listened"] = wait_for_run(stack, WITHOUT_OUTLETS, "listened")
     timings["phase 2"] = time.monotonic() - started - sum(timings.values())
 
-    worker_runs = read_records(records / "worker_runs.jsonl")
     listened = read_records(records / "listener.jsonl")
+    sim_tasks = {task["task_id"]: task for task in sim.tasks()}
     observed = {
         "run states": run_states,
         "producer task states": task_states(stack, PRODUCER, "outlets"),
         "asset events per producer task": events,
         "asset-scheduled consumer runs": consumer_states,
-        "worker runs per producer task": per_task(worker_runs, PRODUCER, "outlets"),
-        "worker runs per task without outlets": per_task(worker_runs, WITHOUT_OUTLETS, "plain"),
-        "ended in the triggerer without outlets": ended_in_triggerer_per_task(
+        "producer tasks back to a worker": queued_after_the_generation(stack, sim_tasks, PRODUCER, "outlets"),
+        "tasks without outlets back to a worker": queued_after_the_generation(
+            stack, sim_tasks, WITHOUT_OUTLETS, "plain"
+        ),
+        "tasks without outlets ended by the trigger": ended_in_triggerer_per_task(
             stack, process_registry, home, WITHOUT_OUTLETS, "plain"
         ),
+        "listened tasks back to a worker": queued_after_the_generation(stack, sim_tasks, WITHOUT_OUTLETS, "listened"),
         "listener running calls": per_task(listened, WITHOUT_OUTLETS, "listened", hook="running"),
         "listener success calls": per_task(listened, WITHOUT_OUTLETS, "listened", hook="success"),
     }
     print(f"\nobserved: {json.dumps(observed, indent=1)}")
     print("timings: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items()))
     one_each, twice_each = dict.fromkeys(TASK_IDS, 1), dict.fromkeys(TASK_IDS, 2)
+    every_task, no_task = dict.fromkeys(TASK_IDS, True), dict.fromkeys(TASK_IDS, False)
     assert observed == {
         "run states": {PRODUCER: "success", WITHOUT_OUTLETS: "success", "listened": "success"},
         "producer task states": dict.fromkeys(TASK_IDS, "success"),
@@ -204,13 +262,14 @@ def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: Pr
         # Two events close together may be consumed by one run or by two: each run must succeed.
         "asset-scheduled consumer runs": ["success"] * max(len(consumer_states), 1),
         # Outlets are emitted at a worker's end of the task, so the task went back to a worker.
-        "worker runs per producer task": twice_each,
-        "worker runs per task without outlets": one_each,
-        "ended in the triggerer without outlets": dict.fromkeys(TASK_IDS, True),
+        "producer tasks back to a worker": every_task,
+        "tasks without outlets back to a worker": no_task,
+        "tasks without outlets ended by the trigger": every_task,
+        "listened tasks back to a worker": every_task,
         # The listener was loaded from the first worker run on, and sees the resume and the success.
         "listener running calls": twice_each,
         "listener success calls": one_each,
     }
-    counters = sim_process.client().counters()
+    counters = sim.counters()
     assert counters["requests"]["generate"] == 6  # one creation per task: nothing paid twice
     assert counters["tasks_by_state"] == {"success": 6}

@@ -5,17 +5,11 @@
 * ``runway_outlets_consumer``: scheduled on that asset;
 * ``runway_without_outlets``: the same two generations with no outlets.
 
-Every generation records each run of its task on a worker (``on_execute_callback``, which Airflow calls for
-the first run and again for a resume after deferral) as a JSON line in ``$RUNWAY_E2E_RECORDS/worker_runs.jsonl``:
-one line means the task never went back to a worker, so it ended in the triggerer.
+The generations carry nothing else that Airflow runs at a worker's end of a task (no callbacks, no execute
+hooks), so only the outlets, or a registered listener, can send them back to a worker.
 """
 
 from __future__ import annotations
-
-import json
-import os
-from pathlib import Path
-from typing import Any
 
 import pendulum
 from airflow.providers.common.compat.sdk import DAG, Asset
@@ -27,18 +21,9 @@ try:
 except ImportError:  # Airflow 2.11 ships it in core
     from airflow.operators.empty import EmptyOperator  # type: ignore[no-redef]
 
-RECORDS_ENV = "RUNWAY_E2E_RECORDS"
 VIDEOS = Asset("runway-e2e://videos/lighthouse")
 TASK_IDS = ("dusk", "dawn")
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
-
-
-def record_worker_run(context: Any) -> None:
-    """Append ``{dag_id, run_id, task_id, try_number}`` for this run of the task on a worker."""
-    ti = context["ti"]
-    line = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number}
-    with (Path(os.environ[RECORDS_ENV]) / "worker_runs.jsonl").open("a") as records:
-        records.write(json.dumps(line) + "\n")
 
 
 def generations(outlets: list[Asset]) -> None:
@@ -54,7 +39,6 @@ def generations(outlets: list[Asset]) -> None:
             poll_interval=0.5,
             retries=0,
             outlets=outlets,
-            on_execute_callback=record_worker_run,
         )
 
 
