@@ -54,10 +54,7 @@ def defer(op: RunwayBaseOperator, context: Context, task_id: str) -> None:
             expected_duration=op.expected_duration,
             duration=getattr(op._request, "duration", None),
             quality=getattr(op._request, "quality", None),
-            end_in_triggerer=ends_in_triggerer(op),
-            multiple_outputs=op.multiple_outputs,
-            do_xcom_push=op.do_xcom_push,
-            resume_record=resume_record(op, context),
+            task_end=task_end(op, context),
             wait_state=created_wait_state(op),
         ),
         method_name="execute_complete",
@@ -101,6 +98,17 @@ def ends_in_triggerer(op: RunwayBaseOperator) -> bool:
         return False
     op.log.info("On success this task ends in the triggerer (nothing is left for a worker)")
     return True
+
+
+def task_end(op: RunwayBaseOperator, context: Context) -> dict[str, Any] | None:
+    """What the trigger needs to end the task itself (one plain-JSON value), or None to resume on a worker."""
+    if not ends_in_triggerer(op):
+        return None
+    return {
+        "multiple_outputs": op.multiple_outputs,
+        "do_xcom_push": op.do_xcom_push,
+        "resume_record": resume_record(op, context),
+    }
 
 
 def resume_record(op: RunwayBaseOperator, context: Context) -> str | None:

@@ -400,8 +400,8 @@ def test_deferrable_defers_with_the_right_trigger(
     assert kwargs["family"] == "aleph"
     assert kwargs["runway_conn_id"] == "kie"
     assert kwargs["poll_interval"] == 2
-    assert kwargs["retry_limit"] == 3
-    assert kwargs["retry_delay"] == 0.5
+    assert kwargs["http_retry"]["limit"] == 3
+    assert kwargs["http_retry"]["delay"] == 0.5
     assert before + 600 <= kwargs["end_time"] <= before + 660
     assert context["ti"].xcom_pushes["runway_task_id"] == "task-1"
     assert resume_records.data == {"runway_task_id": "task-1"}  # kept for execute_complete
