@@ -112,7 +112,7 @@ def test_ending_in_the_triggerer_leaves_what_a_worker_resume_leaves(
     # On a worker: the trigger's plain event, then execute_complete.
     resumed_op = generate(multiple_outputs=multiple_outputs, end_in_triggerer=False)
     trigger = defer(resumed_op, hook, context)
-    assert trigger.serialize()[1]["end_in_triggerer"] is False
+    assert trigger.serialize()[1]["task_end"] is None
     event = run_trigger(trigger, running, done)
     assert not ended_in_triggerer(event)
     result = resumed_op.execute_complete(context, event.payload, deferred_try=1)
@@ -123,8 +123,8 @@ def test_ending_in_the_triggerer_leaves_what_a_worker_resume_leaves(
     # In the triggerer: the same task instance again, from scratch.
     ended_op = generate(multiple_outputs=multiple_outputs)
     trigger = defer(ended_op, hook, context)
-    kwargs = trigger.serialize()[1]
-    assert kwargs["end_in_triggerer"] is True and kwargs["multiple_outputs"] is multiple_outputs
+    kwargs = trigger.serialize()[1]["task_end"]
+    assert kwargs is not None and kwargs["multiple_outputs"] is multiple_outputs
     assert (kwargs["resume_record"] is None) is AIRFLOW_V_3_3_PLUS
     event = run_trigger(trigger, running, done)
     assert ended_in_triggerer(event)
@@ -218,7 +218,7 @@ WORKER_END_SETTINGS = {
 
 
 def ends_here(op: RunwayGenerateOperator, hook: mock.MagicMock, context: dict[str, Any]) -> bool:
-    return bool(defer(op, hook, context).serialize()[1]["end_in_triggerer"])
+    return defer(op, hook, context).serialize()[1]["task_end"] is not None
 
 
 def defer_logging(op: RunwayGenerateOperator, hook: mock.MagicMock, context: dict[str, Any]) -> str:
@@ -311,7 +311,7 @@ def test_reads_are_placed_by_the_operators_arguments(hook: mock.MagicMock, conte
     op = generate(
         poll_interval=5, first_poll_delay=timedelta(seconds=3), expected_duration=42, duration=10, quality="720p"
     )
-    kwargs = defer(op, hook, context).serialize()[1]
+    kwargs = defer(op, hook, context).serialize()[1]["schedule"]
     assert (kwargs["first_poll_delay"], kwargs["expected_duration"]) == (3.0, 42.0)
     assert (kwargs["duration"], kwargs["quality"]) == (10, "720p")
     assert generate().first_poll_delay == 0.0 and generate().expected_duration is None
