@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.error
 import urllib.parse
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -46,6 +47,24 @@ API_KEY = "-".join(["sk", "e2e", "OUTLETS", "7c41a9"])
 #: What the trigger logs when it ends its task itself (``triggers/runway.py``).
 ENDED_MESSAGE = "ending the task in the triggerer"
 RUN_TIMEOUT = 240.0
+
+T = TypeVar("T")
+
+
+def polled(predicate: Callable[[], T]) -> Callable[[], T | None]:
+    """``predicate`` for :func:`wait_until`, a REST request that timed out counting as "not yet".
+
+    On a loaded machine one request to the api-server (a single worker) can take longer than its 30 s
+    timeout; the next poll asks again.
+    """
+
+    def poll() -> T | None:
+        try:
+            return predicate()
+        except (TimeoutError, urllib.error.URLError):
+            return None
+
+    return poll
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -70,7 +89,9 @@ def wait_for_run(stack: AirflowStack, dag_id: str, run_id: str) -> str:
         state = stack.dag_run(dag_id, run_id)["state"]
         return state if state in ("success", "failed") else None
 
-    return str(wait_until(finished, RUN_TIMEOUT, f"{dag_id} run {run_id} to finish", interval=stack.observe_interval))
+    return str(
+        wait_until(polled(finished), RUN_TIMEOUT, f"{dag_id} run {run_id} to finish", interval=stack.observe_interval)
+    )
 
 
 def task_states(stack: AirflowStack, dag_id: str, run_id: str) -> dict[str, str]:
@@ -96,7 +117,7 @@ def asset_events_per_task(stack: AirflowStack, dag_id: str, run_id: str) -> dict
                 return None
             raise
 
-    answer = wait_until(events, 60, f"the asset events of {dag_id}")
+    answer = wait_until(polled(events), 60, f"the asset events of {dag_id}")
     counts = Counter(event["source_task_id"] for event in answer[0])
     return {task_id: counts[task_id] for task_id in TASK_IDS}
 
@@ -111,7 +132,7 @@ def consumer_run_states(stack: AirflowStack, expect_runs: bool) -> list[str]:
         states = runs()
         return states if states and all(state in ("success", "failed") for state in states) else None
 
-    return sorted(wait_until(finished, 90, f"a {CONSUMER} run to finish")) if expect_runs else runs()
+    return sorted(wait_until(polled(finished), 90, f"a {CONSUMER} run to finish")) if expect_runs else runs()
 
 
 def runway_task_id(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> str:
@@ -164,7 +185,9 @@ def release_once_handed_over(stack: AirflowStack, sim: Any, runs: list[tuple[str
         states = [ti["state"] for dag_id, run_id in runs for ti in stack.task_instances(dag_id, run_id)]
         return states == ["deferred"] * len(TASK_IDS) * len(runs) and not stack.busy_workers() + stack.task_processes()
 
-    wait_until(handed_over, RUN_TIMEOUT, f"{runs} to be deferred with every worker idle", stack.observe_interval)
+    wait_until(
+        polled(handed_over), RUN_TIMEOUT, f"{runs} to be deferred with every worker idle", stack.observe_interval
+    )
     sim.resume()
 
 
@@ -175,25 +198,15 @@ def restart_scheduler(stack: AirflowStack) -> None:
     stack.wait_healthy(timeout=120)
 
 
-def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: ProcessRegistry, e2e_tmp: Path) -> None:
-    started = time.monotonic()
-    sim_process = start_runway_sim(
-        process_registry, e2e_tmp, ["--wait-seconds", "0.5", "--queueing-seconds", "0.5", "--generating-seconds", "1"]
-    )
-    sim = sim_process.client()
-    sim.pause()  # every generation is held in "generating" until its task was handed to the triggerer
-    records = e2e_tmp / "records"
-    records.mkdir()
-    dags = e2e_tmp / "dags"
+def start_stack(registry: ProcessRegistry, tmp: Path, sim_url: str, records: Path, plugins: Path) -> AirflowStack:
+    """Airflow on the test's DAGs and (empty) plugins folder, every DAG parsed and unpaused."""
+    dags = tmp / "dags"
     dags.mkdir()
     shutil.copy(FIXTURES / DAG_FILE, dags / DAG_FILE)
-    home = e2e_tmp / "airflow"
-    plugins = e2e_tmp / "plugins"
-    plugins.mkdir()  # empty until phase 2
-    connection = {"conn_type": "runway", "host": sim_process.url, "password": API_KEY}
+    connection = {"conn_type": "runway", "host": sim_url, "password": API_KEY}
     stack = airflow_stack(
-        process_registry,
-        home=home,
+        registry,
+        home=tmp / "airflow",
         dags_folder=dags,
         extra_env={
             "AIRFLOW_CONN_RUNWAY_DEFAULT": json.dumps(connection),
@@ -202,6 +215,8 @@ def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: Pr
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
             # Airflow 2's REST API returns XCom values as stored only with this on.
             "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",
+            # Airflow 3's workers give the execution API 5 s per request by default; a loaded machine can take longer.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "RUNWAY_E2E_RECORDS": str(records),
         },
     )
@@ -209,6 +224,21 @@ def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: Pr
     for dag_id in (PRODUCER, CONSUMER, WITHOUT_OUTLETS):
         stack.wait_for_dag(dag_id, DAG_FILE, timeout=120)
         stack.unpause(dag_id)
+    return stack
+
+
+def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: ProcessRegistry, e2e_tmp: Path) -> None:
+    started = time.monotonic()
+    sim_process = start_runway_sim(
+        process_registry, e2e_tmp, ["--wait-seconds", "0.5", "--queueing-seconds", "0.5", "--generating-seconds", "1"]
+    )
+    sim = sim_process.client()
+    sim.pause()  # every generation is held in "generating" until its task was handed to the triggerer
+    records, plugins = e2e_tmp / "records", e2e_tmp / "plugins"
+    records.mkdir()
+    plugins.mkdir()  # empty until phase 2
+    home = e2e_tmp / "airflow"
+    stack = start_stack(process_registry, e2e_tmp, sim_process.url, records, plugins)
     timings = {"stack up": time.monotonic() - started}
 
     # Phase 1: no listener registered.
@@ -216,7 +246,6 @@ def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: Pr
     stack.trigger(PRODUCER, "outlets", now, {})
     stack.trigger(WITHOUT_OUTLETS, "plain", now, {})
     release_once_handed_over(stack, sim, [(PRODUCER, "outlets"), (WITHOUT_OUTLETS, "plain")])
-    sim.pause()
     run_states = {
         dag_id: wait_for_run(stack, dag_id, run_id)
         for dag_id, run_id in ((PRODUCER, "outlets"), (WITHOUT_OUTLETS, "plain"))
@@ -228,6 +257,7 @@ def test_outlets_and_listeners_see_each_deferrable_task_end(process_registry: Pr
     # Phase 2: the listener plugin registered.
     shutil.copy(FIXTURES / PLUGIN_FILE, plugins / PLUGIN_FILE)
     restart_scheduler(stack)
+    sim.pause()
     stack.trigger(WITHOUT_OUTLETS, "listened", now + timedelta(seconds=1), {})
     release_once_handed_over(stack, sim, [(WITHOUT_OUTLETS, "listened")])
     run_states["listened"] = wait_for_run(stack, WITHOUT_OUTLETS, "listened")
