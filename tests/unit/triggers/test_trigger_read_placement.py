@@ -12,6 +12,7 @@ from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskSta
 from airflow_provider_runway.core.wait import AIM_PAST_END, WaitState, expected_duration
 from airflow_provider_runway.triggers import runway as trigger_module
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from tests.harness.fakes import FakeAsyncHook
 
 RUNNING = RunwayTask(task_id="t-1", family=TaskFamily.RUNWAY, status=TaskStatus.RUNNING, raw_state="generating")
 SUCCESS = RunwayTask(
@@ -19,27 +20,21 @@ SUCCESS = RunwayTask(
 )
 
 
-class ClockedHook:
-    """Answers RUNNING until ``ends_at`` on a fake clock, then SUCCESS; records when each read happened."""
+def clocked_hook(clock: list[float], ends_at: float) -> tuple[FakeAsyncHook, list[float]]:
+    """A hook answering RUNNING until ``ends_at`` on a fake clock, then SUCCESS; and when each read happened."""
+    reads: list[float] = []
 
-    def __init__(self, clock: list[float], ends_at: float) -> None:
-        self.clock, self.ends_at, self.reads = clock, ends_at, []
+    async def answer(task_id: str, family: object) -> RunwayTask:
+        reads.append(clock[0])
+        return SUCCESS if clock[0] >= ends_at else RUNNING
 
-    async def __aenter__(self) -> ClockedHook:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def aget_task(self, task_id: str, family: object = "runway") -> RunwayTask:
-        self.reads.append(self.clock[0])
-        return SUCCESS if self.clock[0] >= self.ends_at else RUNNING
+    return FakeAsyncHook(answer), reads
 
 
 def run(monkeypatch: pytest.MonkeyPatch, ends_after: float, **kwargs: object) -> tuple[list[float], dict]:
     start = 1_800_000_000.0
     clock = [start]
-    hook = ClockedHook(clock, start + ends_after)
+    hook, reads = clocked_hook(clock, start + ends_after)
     monkeypatch.setattr(trigger_module, "time", SimpleNamespace(time=lambda: clock[0]))
 
     async def sleep(self: object, seconds: float) -> None:
@@ -54,7 +49,7 @@ def run(monkeypatch: pytest.MonkeyPatch, ends_after: float, **kwargs: object) ->
         return events[0].payload
 
     payload = asyncio.run(only())
-    return [round(t - start, 6) for t in hook.reads], payload
+    return [round(t - start, 6) for t in reads], payload
 
 
 def test_without_an_expectation_the_reads_are_those_of_today(monkeypatch: pytest.MonkeyPatch) -> None:
