@@ -44,13 +44,3 @@ def airflow_db() -> Iterator[str]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
-
-
-@pytest.fixture(autouse=True)
-def _forget_learned_durations() -> Iterator[None]:
-    """Each test starts with no generation times learned by earlier waits (they place the reads)."""
-    from airflow_provider_runway.core import wait
-
-    wait._learned.clear()
-    yield
-    wait._learned.clear()

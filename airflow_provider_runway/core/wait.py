@@ -7,15 +7,17 @@ Nothing here imports Airflow; time is passed in, so the rules are tested without
 
 from __future__ import annotations
 
+import asyncio
 import math
 import statistics
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from airflow_provider_runway.core.errors import (
     RunwayError,
@@ -45,39 +47,61 @@ AIM_PAST_END = 0.25
 #: Most frequent reads per wait, that first one included; a generation that outlasts them is read every
 #: ``poll_interval`` again.
 FAST_WINDOW_READS = 6
-#: Generation times remembered per (family, duration, quality) for :func:`expected_duration`.
+#: Generation times remembered per (family, duration, quality) by :class:`LearnedDurations`.
 LEARNED_SAMPLES = 25
 
-# Generation times seen by this process (e.g. one triggerer), per (family, duration, quality).
-_learned: dict[tuple[str, str, str], deque[float]] = {}
 
+class LearnedDurations:
+    """Generation times one triggerer has seen, per (family, duration, quality): where to aim the reads.
 
-def _duration_key(family: str, duration: Any, quality: Any) -> tuple[str, str, str]:
-    return (str(family), "" if duration is None else str(duration), "" if quality is None else str(quality).lower())
-
-
-def learn_duration(family: str, duration: Any, quality: Any, seconds: float) -> None:
-    """Remember that a generation of this kind took ``seconds`` from the start of its wait."""
-    if not 0.0 < seconds < 24 * 3600:
-        return
-    key = _duration_key(family, duration, quality)
-    samples = _learned.get(key)
-    if samples is None:
-        samples = _learned[key] = deque(maxlen=LEARNED_SAMPLES)
-    samples.append(float(seconds))
-
-
-def expected_duration(family: str, duration: Any, quality: Any, given: float | None = None) -> float | None:
-    """How long a generation of this kind should take, in seconds from the start of its wait.
-
-    ``given`` (the operator's ``expected_duration``) wins; otherwise the median of the generation
-    times this process has seen for the same family, duration and quality; ``None`` when neither
-    is known (KIE documents no generation times), and the wait then reads every ``poll_interval``.
+    Scope: one asyncio event loop. A triggerer runs every trigger of its process in one loop for the
+    process's life, so its waits share what they learned and a restarted triggerer starts afresh;
+    :meth:`of_running_loop` is that loop's instance. Code outside a loop gets an empty one, and each
+    ``asyncio.run`` (a test, a script) starts with nothing learned.
     """
-    if given is not None:
-        return float(given) if given > 0 else None
-    samples = _learned.get(_duration_key(family, duration, quality))
-    return statistics.median(samples) if samples else None
+
+    _per_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LearnedDurations]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, samples: int = LEARNED_SAMPLES) -> None:
+        self.samples = samples
+        self._times: dict[tuple[str, str, str], deque[float]] = {}
+
+    @classmethod
+    def of_running_loop(cls) -> LearnedDurations:
+        """The running event loop's instance (a new, empty one outside a loop)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return cls()
+        learned = cls._per_loop.get(loop)
+        if learned is None:
+            learned = cls._per_loop[loop] = cls()
+        return learned
+
+    @staticmethod
+    def _key(family: str, duration: Any, quality: Any) -> tuple[str, str, str]:
+        return (str(family), "" if duration is None else str(duration), "" if quality is None else str(quality).lower())
+
+    def learn(self, family: str, duration: Any, quality: Any, seconds: float) -> None:
+        """Remember that a generation of this kind took ``seconds`` from the start of its wait."""
+        if not 0.0 < seconds < 24 * 3600:
+            return
+        times = self._times.setdefault(self._key(family, duration, quality), deque(maxlen=self.samples))
+        times.append(float(seconds))
+
+    def expected(self, family: str, duration: Any, quality: Any, given: float | None = None) -> float | None:
+        """How long a generation of this kind should take, in seconds from the start of its wait.
+
+        ``given`` (the operator's ``expected_duration``) wins; otherwise the median of the generation
+        times learned for the same family, duration and quality; ``None`` when neither is known (KIE
+        documents no generation times), and the wait then reads every ``poll_interval``.
+        """
+        if given is not None:
+            return float(given) if given > 0 else None
+        times = self._times.get(self._key(family, duration, quality))
+        return statistics.median(times) if times else None
 
 
 class Outcome(str, Enum):

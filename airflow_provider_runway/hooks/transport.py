@@ -48,7 +48,8 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 #: ``Bearer <token>`` in any text, e.g. a header value quoted in an exception.
 _BEARER_TOKEN = re.compile(r"(?i)(bearer\s+)[^\s'\",;]+")
-#: How long an event loop reuses a connection it read, so a burst of waits reads it once.
+#: How long an event loop reuses the proxy it worked out from the environment (the connection itself is read by
+#: every wait, so a rotated key is used by the next one; only waits starting together share one read).
 CONNECTION_REUSE_SECONDS = 30.0
 #: Most sockets a shared session opens to the API; more concurrent requests queue for one.
 MAX_CONNECTIONS = 200
@@ -348,10 +349,9 @@ def proxy_for(settings: Settings) -> tuple[str | None, aiohttp.BasicAuth | None]
 
 
 class LoopShared:
-    """What the hooks running on one event loop share: recent connection reads and sessions."""
+    """What the hooks running on one event loop share: connection reads in flight, sessions, proxies."""
 
     def __init__(self) -> None:
-        self._connections: dict[str, tuple[float, ConnectionFields]] = {}
         self._reading: dict[str, asyncio.Future[ConnectionFields]] = {}
         self._sessions: dict[tuple[Any, ...], list[Any]] = {}  # key -> [session, users]
         self._proxies: dict[tuple[str, str | None], tuple[float, tuple[str | None, aiohttp.BasicAuth | None]]] = {}
@@ -367,22 +367,16 @@ class LoopShared:
         return entry[1]
 
     async def connection(self, conn_id: str, read: Callable[[], Awaitable[ConnectionFields]]) -> ConnectionFields:
-        """The connection's fields: a recent read, else one read shared by every concurrent caller."""
-        entry = self._connections.get(conn_id)
-        if entry is not None and time.monotonic() - entry[0] <= CONNECTION_REUSE_SECONDS:
-            return entry[1]
+        """The connection's fields, read for this wait; waits starting while a read is in flight share it.
+
+        Nothing is kept once the read is done, so the next wait sees a rotated key or a fixed connection.
+        """
         reading = self._reading.get(conn_id)
         if reading is None:
             # A burst of waits starting together would otherwise each read the connection.
-            reading = self._reading[conn_id] = asyncio.ensure_future(self._read(conn_id, read))
+            reading = self._reading[conn_id] = asyncio.ensure_future(read())
             reading.add_done_callback(lambda done: self._read_done(conn_id, done))
         return await asyncio.shield(reading)
-
-    async def _read(self, conn_id: str, read: Callable[[], Awaitable[ConnectionFields]]) -> ConnectionFields:
-        fields = await read()
-        if fields.password:  # a connection without a key is not kept: once fixed, the next wait sees the fix
-            self._connections[conn_id] = (time.monotonic(), fields)
-        return fields
 
     def _read_done(self, conn_id: str, done: asyncio.Future[ConnectionFields]) -> None:
         if self._reading.get(conn_id) is done:

@@ -24,6 +24,12 @@ from airflow_provider_runway.exceptions import RunwayWaitError
 if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
+#: Shortest pause of a deferrable operator for capacity, in seconds. A time trigger that fires while the deferring
+#: task process is still ending lets the scheduler queue the resume before the executor reports that process done,
+#: and Airflow then fails the task instance ("finished with state success, but the task instance's state attribute
+#: is queued"; seen on 3.3 with task processes slowed by a loaded machine, apache/airflow#67287).
+MIN_DEFERRED_PAUSE = 15.0
+
 
 @dataclass
 class CapacityWait:
@@ -59,13 +65,14 @@ class CapacityWait:
         try_started_at: float | None,
         execution_timeout: float | None,
         retry_after: float | None = None,
+        least: float = 0.0,
     ) -> float:
         """Seconds to pause before creating again; a :class:`RunwayWaitError` once the deadline passed.
 
         The pause grows exponentially from ``poll_interval``, at least ``retry_after`` (see
         ``core.retry.capacity_delay``). The deadline is ``timeout`` from the wait's start, or the task's
         ``execution_timeout``, whichever is earlier; an Airflow retry may then create the task. The wait is
-        logged once, when it begins.
+        logged once, when it begins. ``least`` raises the pause (never past the deadline).
         """
         now = time.time()
         if self.since is None:
@@ -85,7 +92,7 @@ class CapacityWait:
                 "Nothing was created or charged; a retry tries again."
             )
         self.attempts += 1
-        return capacity_delay(self.attempts, poll_interval, deadline - now, retry_after)
+        return min(max(capacity_delay(self.attempts, poll_interval, None, retry_after), least), deadline - now)
 
     def accepted(self, log: Any) -> None:
         """Log how long KIE took to accept the task, when it had turned it away before."""

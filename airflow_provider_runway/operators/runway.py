@@ -66,7 +66,7 @@ from airflow_provider_runway.links.runway import (
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
 )
-from airflow_provider_runway.operators._capacity import CapacityWait, pause_trigger
+from airflow_provider_runway.operators._capacity import MIN_DEFERRED_PAUSE, CapacityWait, pause_trigger
 from airflow_provider_runway.operators._deferral import defer, finish_deferred, resume_kwargs
 from airflow_provider_runway.operators._resumable import remember
 from airflow_provider_runway.transfer.uploads import (
@@ -305,7 +305,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         """Pause until the next create while KIE cannot take the task: in place, or deferred to a time trigger.
 
         Deferrable, the pause is a deferral to Airflow's ``DateTimeTrigger`` resuming in
-        :meth:`create_after_capacity_wait`, so the worker slot is free while KIE is full.
+        :meth:`create_after_capacity_wait`, so the worker slot is free while KIE is full; it lasts at least
+        :data:`~airflow_provider_runway.operators._capacity.MIN_DEFERRED_PAUSE`.
         """
         pause = self._capacity.next_pause(
             reason,
@@ -315,6 +316,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             try_started_at=self._try_started_at(context),
             execution_timeout=self.execution_timeout.total_seconds() if self.execution_timeout else None,
             retry_after=retry_after,
+            least=MIN_DEFERRED_PAUSE if self.deferrable else 0.0,
         )
         if not self.deferrable:
             time.sleep(pause)

@@ -14,12 +14,11 @@ from airflow_provider_runway.core.errors import RunwayError
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, task_result
 from airflow_provider_runway.core.wait import (
     MAX_CONSECUTIVE_READ_ERRORS,
+    LearnedDurations,
     Outcome,
     WaitDecision,
     WaitPolicy,
     WaitState,
-    expected_duration,
-    learn_duration,
     log_decision,
 )
 from airflow_provider_runway.hooks.runway import RunwayHook
@@ -194,7 +193,8 @@ class RunwayTaskTrigger(BaseTrigger):
 
     def policy(self, started_at: float | None = None) -> WaitPolicy:
         """The wait rules of this trigger, for a wait that started at ``started_at`` (Unix epoch seconds)."""
-        expected = expected_duration(self.family, self.duration, self.quality, self.expected_duration)
+        learned = LearnedDurations.of_running_loop()
+        expected = learned.expected(self.family, self.duration, self.quality, self.expected_duration)
         return WaitPolicy(
             self.runway_task_id,
             poll_interval=self.poll_interval,
@@ -246,7 +246,7 @@ class RunwayTaskTrigger(BaseTrigger):
         if earliest is None:
             return
         ended = (earliest + latest) / 2 if earliest <= latest else latest
-        learn_duration(self.family, self.duration, self.quality, ended - started_at)
+        LearnedDurations.of_running_loop().learn(self.family, self.duration, self.quality, ended - started_at)
 
     async def _task_end_event(self, task: RunwayTask, success_event: dict[str, Any]) -> TriggerEvent | None:
         """The event that ends the task here with its result, or None to resume it on a worker."""

@@ -12,9 +12,8 @@ from airflow_provider_runway.core.wait import (
     AIM_PAST_END,
     FAST_POLL_INTERVAL,
     FAST_WINDOW_READS,
+    LearnedDurations,
     WaitPolicy,
-    expected_duration,
-    learn_duration,
 )
 
 T0 = 1_800_000_000.0
@@ -75,22 +74,24 @@ def test_a_short_poll_interval_is_left_alone() -> None:
 
 
 def test_expected_duration_given_wins_then_learned_median_then_unknown() -> None:
-    assert expected_duration("runway", 5, "720p") is None
+    learned = LearnedDurations()
+    assert learned.expected("runway", 5, "720p") is None
     for seconds in (20.0, 30.0, 22.0):
-        learn_duration("runway", 5, "720p", seconds)
-    assert expected_duration("runway", 5, "720p") == 22.0
-    assert expected_duration("runway", 5, "720P") == 22.0  # quality is compared case-insensitively
-    assert expected_duration("runway", 10, "720p") is None  # another duration is another kind of generation
-    assert expected_duration("aleph", 5, "720p") is None
-    assert expected_duration("runway", 5, "720p", given=90) == 90.0
+        learned.learn("runway", 5, "720p", seconds)
+    assert learned.expected("runway", 5, "720p") == 22.0
+    assert learned.expected("runway", 5, "720P") == 22.0  # quality is compared case-insensitively
+    assert learned.expected("runway", 10, "720p") is None  # another duration is another kind of generation
+    assert learned.expected("aleph", 5, "720p") is None
+    assert learned.expected("runway", 5, "720p", given=90) == 90.0
 
 
 def test_learning_ignores_nonsense_and_keeps_recent_samples() -> None:
-    learn_duration("runway", 5, "720p", -3.0)
-    learn_duration("runway", 5, "720p", 0.0)
-    assert expected_duration("runway", 5, "720p") is None
+    learned = LearnedDurations()
+    learned.learn("runway", 5, "720p", -3.0)
+    learned.learn("runway", 5, "720p", 0.0)
+    assert learned.expected("runway", 5, "720p") is None
     for _ in range(wait_module.LEARNED_SAMPLES):
-        learn_duration("runway", 5, "720p", 100.0)
+        learned.learn("runway", 5, "720p", 100.0)
     for _ in range(wait_module.LEARNED_SAMPLES):
-        learn_duration("runway", 5, "720p", 40.0)
-    assert expected_duration("runway", 5, "720p") == 40.0
+        learned.learn("runway", 5, "720p", 40.0)
+    assert learned.expected("runway", 5, "720p") == 40.0

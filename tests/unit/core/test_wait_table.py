@@ -39,6 +39,7 @@ from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from airflow_provider_runway.triggers.task_end import task_end_supported
+from tests.harness.fakes import FakeAsyncHook
 
 try:  # where the Task SDK's sensors raise it (3.1 and later)
     from airflow.sdk.exceptions import AirflowRescheduleException
@@ -99,17 +100,6 @@ class Reads:
         return self.next()
 
 
-class FakeAsyncHook:
-    def __init__(self, reads: Reads) -> None:
-        self.aget_task = reads.aget_task
-
-    async def __aenter__(self) -> FakeAsyncHook:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
 def classify(run: Callable[[], Any]) -> tuple[str, str]:
     """(outcome, message) of one wait: success, fail (no retry helps), retry, or timeout."""
     try:
@@ -137,7 +127,7 @@ def trigger_event(trigger: RunwayTaskTrigger, reads: Reads) -> TriggerEvent:
             return event
         raise AssertionError("no event")
 
-    with mock.patch.object(trigger, "_hook", lambda: FakeAsyncHook(reads)):
+    with mock.patch.object(trigger, "_hook", lambda: FakeAsyncHook(reads.aget_task)):
         return asyncio.run(first_event())
 
 

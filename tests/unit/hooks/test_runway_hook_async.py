@@ -22,7 +22,7 @@ from airflow_provider_runway.core.errors import (
 from airflow_provider_runway.core.results import TaskFamily, TaskStatus
 from airflow_provider_runway.hooks.runway import RunwayHook
 from tests.unit.hooks.aiohttp_compat import mock_aiohttp
-from tests.unit.hooks.conftest import API_KEY, BASE
+from tests.unit.hooks.conftest import API_KEY, BASE, set_connection
 
 DETAIL = re.compile(rf"^{re.escape(BASE)}/api/v1/runway/record-detail\?taskId=t-1$")
 ALEPH_INFO = re.compile(rf"^{re.escape(BASE)}/api/v1/aleph/record-info\?taskId=a-1$")
@@ -181,15 +181,7 @@ async def test_key_never_in_async_errors(hook, mocked, capfd):
 
 
 @pytest.mark.asyncio
-async def test_waits_on_one_loop_share_a_session_and_a_connection_read(runway_conn, mocked, monkeypatch):
-    reads: list[str] = []
-    original = RunwayHook._aread_connection
-
-    async def counting(self):
-        reads.append(self.runway_conn_id)
-        return await original(self)
-
-    monkeypatch.setattr(RunwayHook, "_aread_connection", counting)
+async def test_waits_on_one_loop_share_a_session(runway_conn, mocked):
     first, second = RunwayHook(), RunwayHook()
     async with first:
         async with second:
@@ -197,25 +189,23 @@ async def test_waits_on_one_loop_share_a_session_and_a_connection_read(runway_co
         assert not first._asession.closed  # still in use by the first wait
         shared = first._asession
     assert shared.closed
-    assert reads == ["runway_default"]
 
 
 @pytest.mark.asyncio
-async def test_connection_is_read_again_after_the_reuse_window(runway_conn, monkeypatch):
-    from airflow_provider_runway.hooks import transport
+async def test_a_rotated_key_is_used_by_the_next_wait(runway_conn, monkeypatch, mocked):
+    """No connection read is kept across waits: the next wait reads the connection again and sends the new key."""
+    sent: list[str] = []
 
-    monkeypatch.setattr(transport, "CONNECTION_REUSE_SECONDS", -1.0)
-    reads: list[str] = []
-    original = RunwayHook._aread_connection
+    def record(url, **kwargs):
+        sent.append(kwargs["headers"]["Authorization"])
 
-    async def counting(self):
-        reads.append(self.runway_conn_id)
-        return await original(self)
-
-    monkeypatch.setattr(RunwayHook, "_aread_connection", counting)
-    async with RunwayHook(), RunwayHook():
-        pass
-    assert len(reads) == 2
+    mocked.get(DETAIL, payload=SUCCESS, callback=record, repeat=True)
+    async with RunwayHook() as before:
+        await before.aget_task("t-1")
+    set_connection(monkeypatch, {**runway_conn, "password": "rotated-key-0002"})
+    async with RunwayHook() as after:
+        await after.aget_task("t-1")
+    assert sent == [f"Bearer {API_KEY}", "Bearer rotated-key-0002"]
 
 
 @pytest.mark.asyncio

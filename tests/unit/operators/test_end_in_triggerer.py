@@ -21,22 +21,9 @@ from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 from airflow_provider_runway.triggers import runway as trigger_module
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
+from tests.harness.fakes import scripted_hook
 
 from .conftest import FakeVariables, build_task
-
-
-class FakeAsyncHook:
-    def __init__(self, *reads: RunwayTask) -> None:
-        self.reads = list(reads)
-
-    async def __aenter__(self) -> FakeAsyncHook:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def aget_task(self, task_id: str, family: Any = "runway") -> RunwayTask:
-        return self.reads.pop(0) if len(self.reads) > 1 else self.reads[0]
 
 
 def run_trigger(trigger: RunwayTaskTrigger, *reads: RunwayTask) -> TriggerEvent:
@@ -45,7 +32,7 @@ def run_trigger(trigger: RunwayTaskTrigger, *reads: RunwayTask) -> TriggerEvent:
         assert len(produced) == 1
         return produced[0]
 
-    with mock.patch.object(trigger, "_hook", lambda: FakeAsyncHook(*reads)):
+    with mock.patch.object(trigger, "_hook", lambda: scripted_hook(*reads)):
         return asyncio.run(only_event())
 
 

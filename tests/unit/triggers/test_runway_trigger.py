@@ -24,6 +24,7 @@ from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskSta
 from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
 from airflow_provider_runway.triggers import runway as trigger_module
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from tests.harness.fakes import HANG, FakeAsyncHook, scripted_hook
 from tests.unit.hooks.aiohttp_compat import mock_aiohttp
 
 API_KEY = "sk-kie-TRIGGER-TEST-SECRET-0123456789"
@@ -40,37 +41,12 @@ RUNNING = task(TaskStatus.RUNNING, raw_state="generating")
 SUCCESS = task(TaskStatus.SUCCEEDED, raw_state="success", video_url="https://cdn.test/v.mp4")
 
 
-HANG = Exception("hang")
+def FakeHook(*script: RunwayTask | Exception) -> FakeAsyncHook:
+    """A hook answering reads of ``t-1`` from ``script`` (the last entry repeats; HANG hangs)."""
+    return scripted_hook(*script, task_id="t-1")
 
 
-class FakeHook:
-    """Answers aget_task from a script; the last entry repeats. Counts polls and context entries."""
-
-    def __init__(self, *script: RunwayTask | Exception) -> None:
-        self.script = list(script)
-        self.polls = 0
-        self.entered = 0
-        self.exited = 0
-
-    async def __aenter__(self) -> FakeHook:
-        self.entered += 1
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.exited += 1
-
-    async def aget_task(self, task_id: str, family: str = "runway") -> RunwayTask:
-        assert (task_id, family) == ("t-1", "runway")
-        self.polls += 1
-        item = self.script.pop(0) if len(self.script) > 1 else self.script[0]
-        if item is HANG:  # like a hook still honouring a long Retry-After
-            await asyncio.sleep(3600)
-        if isinstance(item, Exception):
-            raise item
-        return item
-
-
-def make_trigger(monkeypatch: pytest.MonkeyPatch, hook: FakeHook, **kwargs: object) -> RunwayTaskTrigger:
+def make_trigger(monkeypatch: pytest.MonkeyPatch, hook: FakeAsyncHook, **kwargs: object) -> RunwayTaskTrigger:
     params: dict = {"task_id": "t-1", "poll_interval": 0.01, "retry_delay": 0.0, **kwargs}
     trigger = RunwayTaskTrigger(**params)
     monkeypatch.setattr(trigger, "_hook", lambda: hook)

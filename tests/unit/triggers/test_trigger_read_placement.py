@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
-from airflow_provider_runway.core.wait import AIM_PAST_END, WaitState, expected_duration
+from airflow_provider_runway.core.wait import AIM_PAST_END, LearnedDurations, WaitState
 from airflow_provider_runway.triggers import runway as trigger_module
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from tests.harness.fakes import FakeAsyncHook
 
 RUNNING = RunwayTask(task_id="t-1", family=TaskFamily.RUNWAY, status=TaskStatus.RUNNING, raw_state="generating")
 SUCCESS = RunwayTask(
@@ -19,27 +20,21 @@ SUCCESS = RunwayTask(
 )
 
 
-class ClockedHook:
-    """Answers RUNNING until ``ends_at`` on a fake clock, then SUCCESS; records when each read happened."""
+def clocked_hook(clock: list[float], ends_at: float) -> tuple[FakeAsyncHook, list[float]]:
+    """A hook answering RUNNING until ``ends_at`` on a fake clock, then SUCCESS; and when each read happened."""
+    reads: list[float] = []
 
-    def __init__(self, clock: list[float], ends_at: float) -> None:
-        self.clock, self.ends_at, self.reads = clock, ends_at, []
+    async def answer(task_id: str, family: object) -> RunwayTask:
+        reads.append(clock[0])
+        return SUCCESS if clock[0] >= ends_at else RUNNING
 
-    async def __aenter__(self) -> ClockedHook:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def aget_task(self, task_id: str, family: object = "runway") -> RunwayTask:
-        self.reads.append(self.clock[0])
-        return SUCCESS if self.clock[0] >= self.ends_at else RUNNING
+    return FakeAsyncHook(answer), reads
 
 
 def run(monkeypatch: pytest.MonkeyPatch, ends_after: float, **kwargs: object) -> tuple[list[float], dict]:
     start = 1_800_000_000.0
     clock = [start]
-    hook = ClockedHook(clock, start + ends_after)
+    hook, reads = clocked_hook(clock, start + ends_after)
     monkeypatch.setattr(trigger_module, "time", SimpleNamespace(time=lambda: clock[0]))
 
     async def sleep(self: object, seconds: float) -> None:
@@ -54,7 +49,7 @@ def run(monkeypatch: pytest.MonkeyPatch, ends_after: float, **kwargs: object) ->
         return events[0].payload
 
     payload = asyncio.run(only())
-    return [round(t - start, 6) for t in hook.reads], payload
+    return [round(t - start, 6) for t in reads], payload
 
 
 def test_without_an_expectation_the_reads_are_those_of_today(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,15 +76,40 @@ def test_a_read_made_before_deferring_counts(monkeypatch: pytest.MonkeyPatch) ->
     assert len(reads) == 5
 
 
-def test_the_trigger_learns_from_its_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert expected_duration("runway", 5, "720p") is None
+@pytest.fixture
+def learned(monkeypatch: pytest.MonkeyPatch) -> LearnedDurations:
+    """One triggerer's memory across the waits of a test (each ``asyncio.run`` is a new loop otherwise)."""
+    shared = LearnedDurations()
+    monkeypatch.setattr(LearnedDurations, "of_running_loop", classmethod(lambda cls: shared))
+    return shared
+
+
+def test_each_event_loop_learns_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A triggerer's loop keeps what its waits learned; another loop (another triggerer, a test) starts empty."""
+
+    async def learn_then_expect() -> float | None:
+        LearnedDurations.of_running_loop().learn("runway", 5, "720p", 21.0)
+        return LearnedDurations.of_running_loop().expected("runway", 5, "720p")
+
+    assert asyncio.run(learn_then_expect()) == 21.0
+    assert asyncio.run(learn_then_expect()) == 21.0  # not the median of two loops' samples: each starts empty
+
+    async def expect() -> float | None:
+        return LearnedDurations.of_running_loop().expected("runway", 5, "720p")
+
+    assert asyncio.run(expect()) is None
+    assert LearnedDurations.of_running_loop().expected("runway", 5, "720p") is None  # outside a loop
+
+
+def test_the_trigger_learns_from_its_waits(monkeypatch: pytest.MonkeyPatch, learned: LearnedDurations) -> None:
+    assert learned.expected("runway", 5, "720p") is None
     run(monkeypatch, 22.0)  # pending at 20 s, seen at 25 s: no completion time in the record
-    assert expected_duration("runway", 5, "720p") == 22.5
+    assert learned.expected("runway", 5, "720p") == 22.5
     reads, _ = run(monkeypatch, 22.7)  # the next wait of the same kind reads right after 22.5 s
     assert reads[-1] == pytest.approx(22.5 + AIM_PAST_END) and len(reads) == 5
 
 
-def test_a_completion_time_in_the_record_is_what_is_learned(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_completion_time_in_the_record_is_what_is_learned(learned: LearnedDurations) -> None:
     from datetime import datetime, timezone
 
     real_now = time.time()
@@ -102,7 +122,7 @@ def test_a_completion_time_in_the_record_is_what_is_learned(monkeypatch: pytest.
     )
     trigger._learn(done, started_at=real_now - 60)
     # Runway's completion time has whole seconds: the end lies within the second after it.
-    assert expected_duration("runway", 10, "1080p") == pytest.approx(57.5, abs=0.01)
+    assert learned.expected("runway", 10, "1080p") == pytest.approx(57.5, abs=0.01)
     implausible = RunwayTask(
         task_id="t-1",
         family=TaskFamily.RUNWAY,
@@ -112,17 +132,19 @@ def test_a_completion_time_in_the_record_is_what_is_learned(monkeypatch: pytest.
     trigger._learn(implausible, started_at=real_now - 60)
     trigger._learn(implausible, started_at=real_now - 60)
     # Without a read that found it running, the implausible time leaves no lower bound: nothing learned.
-    assert expected_duration("runway", 10, "1080p") == pytest.approx(57.5, abs=0.01)
+    assert learned.expected("runway", 10, "1080p") == pytest.approx(57.5, abs=0.01)
     trigger._learn(implausible, started_at=real_now - 60, pending_read_at=real_now - 10)
     trigger._learn(implausible, started_at=real_now - 60, pending_read_at=real_now - 10)
-    assert expected_duration("runway", 10, "1080p") == pytest.approx(55.0, abs=0.5)  # between the two reads
+    assert learned.expected("runway", 10, "1080p") == pytest.approx(55.0, abs=0.5)  # between the two reads
 
 
-def test_waits_that_start_after_the_end_learn_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_waits_that_start_after_the_end_learn_nothing(
+    monkeypatch: pytest.MonkeyPatch, learned: LearnedDurations
+) -> None:
     # Tasks already finished when their wait starts (a triggerer back after an outage): the first read sees
     # the end, which only bounds it from above. Learning it would push each next first read further out.
     created_long_ago = WaitState(started_at=1_800_000_000.0 - 30).to_dict()
     for _ in range(4):
         reads, payload = run(monkeypatch, 0.0, wait_state=created_long_ago)
         assert payload["status"] == "success" and reads == [0]
-    assert expected_duration("runway", 5, "720p") is None
+    assert learned.expected("runway", 5, "720p") is None
