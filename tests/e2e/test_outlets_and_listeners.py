@@ -174,16 +174,26 @@ def queued_after_the_generation(
 
 
 def release_once_handed_over(stack: AirflowStack, sim: Any, runs: list[tuple[str, str]]) -> None:
-    """Let the held generations finish once every task of ``runs`` is deferred and every worker is idle.
+    """Let the held generations finish once every task of ``runs`` is deferred and handed to the triggerer.
 
     Airflow 3.3.2 fails a task whose trigger fires before the scheduler processed the worker's defer-exit
-    event (apache/airflow#67287, #72716), and a task with outlets or listeners resumes on a worker.
+    event (apache/airflow#67287, #72716), and a task with outlets or listeners resumes on a worker: so wait
+    until every worker is idle and the scheduler logged each task's executor event.
     """
 
     def handed_over() -> bool:
         stack.assert_alive()
         states = [ti["state"] for dag_id, run_id in runs for ti in stack.task_instances(dag_id, run_id)]
-        return states == ["deferred"] * len(TASK_IDS) * len(runs) and not stack.busy_workers() + stack.task_processes()
+        scheduler_log = stack.components["scheduler"].read_log()
+        return (
+            states == ["deferred"] * len(TASK_IDS) * len(runs)
+            and not stack.busy_workers() + stack.task_processes()
+            and all(
+                f"TaskInstance Finished: dag_id={dag_id}, task_id={task_id}, run_id={run_id}," in scheduler_log
+                for dag_id, run_id in runs
+                for task_id in TASK_IDS
+            )
+        )
 
     wait_until(
         polled(handed_over), RUN_TIMEOUT, f"{runs} to be deferred with every worker idle", stack.observe_interval
