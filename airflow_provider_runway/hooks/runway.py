@@ -67,6 +67,7 @@ from airflow_provider_runway.hooks.transport import (
     ConnectionFields,
     KeepAliveAdapter,
     LoopShared,
+    NoRedirectSession,
     Response,
     Settings,
     aiohttp_never_sent,
@@ -262,7 +263,7 @@ class RunwayHook(BaseHook):
     def get_conn(self) -> requests.Session:
         """A ``requests`` session with Bearer auth, the User-Agent and (by default) TCP keep-alive."""
         settings = self._settings()
-        session = requests.Session()
+        session = NoRedirectSession()
         session.auth = BearerAuth(settings.api_key)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if self.tcp_keep_alive:
