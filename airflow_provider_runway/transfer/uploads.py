@@ -572,13 +572,44 @@ class UploadedFile:
     sha256: str
 
 
-def check_upload_base_url(value: Any) -> str:
-    """The upload host's base URL (``https://kieai.redpandaai.co`` when empty), without a trailing slash."""
+def is_kie_api(api_base_url: str) -> bool:
+    """Whether ``api_base_url`` is KIE's own API (a host under ``kie.ai``), not a simulator or a gateway."""
+    try:
+        host = (urlsplit(api_base_url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
+    return host == "kie.ai" or host.endswith(".kie.ai")
+
+
+def check_upload_base_url(value: Any, api_base_url: str | None = None) -> str:
+    """The upload host's base URL, without a trailing slash.
+
+    When ``value`` is empty: KIE's file host (``https://kieai.redpandaai.co``) if ``api_base_url`` is KIE's
+    API or not given, else ``api_base_url`` itself, so a simulator or gateway in front of the API also
+    receives the uploads and no input leaves for KIE's public file host unasked.
+    """
     if value in (None, ""):
-        return DEFAULT_UPLOAD_BASE_URL
+        if api_base_url is None or is_kie_api(api_base_url):
+            return DEFAULT_UPLOAD_BASE_URL
+        value = api_base_url
     if not is_http_url(value):
         raise RunwayParameterError(UPLOAD_BASE_URL_EXTRA, value, "must be an absolute http(s) URL")
     return str(value).rstrip("/")
+
+
+def plain_http_upload_warning(upload_base_url: str) -> str | None:
+    """A warning to log when the upload host is plain http, else ``None`` (as for ``callback_url``).
+
+    Over http the API key (in the ``Authorization`` header) and the file travel in clear; use https for
+    any upload host that is not on this machine.
+    """
+    parts = urlsplit(upload_base_url)
+    if parts.scheme.lower() != "http":
+        return None
+    return (
+        f"upload_base_url uses plain http (host {parts.hostname or '?'}): the API key and the uploaded file "
+        "travel unencrypted; use an https URL"
+    )
 
 
 def _parse_answer(data: Any, prepared: PreparedUpload, where: str) -> UploadedFile:
@@ -689,6 +720,8 @@ def upload_file(
     secret = secret or ""
     base = check_upload_base_url(upload_base_url)
     upload_path = check_upload_path(upload_path)
+    if warning := plain_http_upload_warning(base):
+        logger.warning(warning)
     if file_name is not None:
         check_file_name(file_name)
     label = field or "source"
