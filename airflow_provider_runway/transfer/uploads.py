@@ -736,7 +736,9 @@ def upload_file(
             label, source_obj.location, f"the file is {_megabytes(source_obj.size)}, over the {_megabytes(limit)} limit"
         )
     # The path is read once, here; the kind check, the hash and every attempt use the same private copy.
-    with prepare_upload(source_obj, file_name=file_name, max_bytes=limit, field=field, chunk_size=chunk_size) as prepared:
+    with prepare_upload(
+        source_obj, file_name=file_name, max_bytes=limit, field=field, chunk_size=chunk_size
+    ) as prepared:
         url = f"{base}{FILE_STREAM_UPLOAD_PATH}"
         logger.info(
             "Uploading %s (%d bytes, %s) to %s as %s/%s",

@@ -7,6 +7,7 @@ bomb; the memory Python allocates during the call (tracemalloc's peak) must stay
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
 import tracemalloc
@@ -54,10 +55,8 @@ class _RedirectBomb(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(self.server.bomb)))
         self.end_headers()
-        try:
+        with contextlib.suppress(OSError):  # the client closes without reading, as it should
             self.wfile.write(self.server.bomb)
-        except OSError:  # the client closed without reading, as it should
-            pass
 
     do_GET = do_POST = _answer
 

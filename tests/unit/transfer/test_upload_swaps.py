@@ -97,7 +97,10 @@ def test_a_symlink_swapped_in_during_a_retrys_back_off_is_not_sent(
 
 
 def test_the_path_is_opened_once(
-    decoy_and_secret: tuple[Path, Path], upload_host: UploadHost, session: requests.Session, monkeypatch: pytest.MonkeyPatch
+    decoy_and_secret: tuple[Path, Path],
+    upload_host: UploadHost,
+    session: requests.Session,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     image, _ = decoy_and_secret
     opened: list[str] = []
@@ -114,7 +117,9 @@ def test_the_path_is_opened_once(
     assert opened == [str(image)]
 
 
-def test_a_large_copy_is_an_unnamed_file_only_its_owner_can_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_copy_is_an_unnamed_file_only_its_owner_can_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(uploads.tempfile, "tempdir", str(private_tmp))
@@ -129,7 +134,9 @@ def test_a_large_copy_is_an_unnamed_file_only_its_owner_can_read(tmp_path: Path,
     assert prepared.copy.closed
 
 
-def test_a_small_copy_stays_in_memory(decoy_and_secret: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_small_copy_stays_in_memory(
+    decoy_and_secret: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     monkeypatch.setattr(uploads.tempfile, "tempdir", str(private_tmp))

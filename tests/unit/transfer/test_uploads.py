@@ -29,7 +29,6 @@ from airflow_provider_runway.transfer.uploads import (
     FILE_STREAM_UPLOAD_PATH,
     MIB,
     InputSource,
-    MultipartBody,
     RunwayInputTooLargeError,
     UploadLimits,
     input_url,
