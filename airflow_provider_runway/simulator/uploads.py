@@ -280,7 +280,11 @@ async def fetch_into(
         async with fetcher.get(target, allow_redirects=False, timeout=timeout) as response:
             location = response.headers.get("Location")
             if response.status in _REDIRECTS and location:
-                target = response.url.join(URL(location))
+                try:
+                    target = response.url.join(URL(location))
+                except ValueError:
+                    message = f"Failed to download the file from fileUrl: a redirect to {location[:120]!r}"
+                    raise FetchRefused(message) from None
                 continue
             if response.status != 200:
                 raise FetchRefused(f"Failed to download the file from fileUrl: HTTP {response.status}")

@@ -307,3 +307,13 @@ def test_the_flag_is_set_at_startup_only(runway_sim_factory: Any, monkeypatch: p
     response = requests.post(f"{sim.url}/_sim/config", json={"allow_internal_fetch": True}, timeout=10)
     assert response.status_code == 400
     assert sim.config()["allow_internal_fetch"] is False
+
+
+@pytest.mark.parametrize("location", ["http://[bad/x", "ftp://files.example/x.png", "file:///etc/passwd"])
+def test_a_redirect_to_anything_but_http_is_refused(
+    runway_sim_factory: Any, resolver: StubResolver, loopback_is_public: None, origin: str, location: str
+) -> None:
+    port = origin.split(":")[1]
+    answer = _url_upload(runway_sim_factory(), f"http://files.example:{port}/to/{quote(location, safe='')}")
+    assert answer["code"] == 400 and "a redirect to" in answer["msg"]
+    assert len(_Origin.hits) == 1
