@@ -225,7 +225,7 @@ class GuardedResolver(AbstractResolver):
     def __init__(self, inner: AbstractResolver | None = None) -> None:
         self.inner = inner if inner is not None else aiohttp.ThreadedResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> Any:
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> Any:
         results = await self.inner.resolve(host, port, family)
         for result in results:
             if is_internal_address(str(result["host"])):

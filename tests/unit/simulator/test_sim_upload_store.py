@@ -111,7 +111,7 @@ class StubResolver(AbstractResolver):
         self.table = table
         self.lookups: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> Any:
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> Any:
         self.lookups.append(host)
         if host not in self.table:
             raise OSError(f"{host} does not resolve")
