@@ -2,9 +2,9 @@
 
 A sink on ``127.0.0.1`` (a thread in this process) reads each body in 64 KiB chunks and answers KIE's
 documented JSON. For each size a file is written to a temporary folder, then sent twice: through
-:func:`airflow_provider_runway.transfer.uploads.upload_file` (two streamed passes: hash, then send) and
+:func:`airflow_provider_runway.transfer.uploads.upload_file` (one read into a private copy, then the send) and
 the usual way, ``requests.post(url, files={"file": fh})``, which builds the whole body in memory. The
-peak growth of Python allocations (``tracemalloc``) is printed for both; the times include the hash pass.
+peak growth of Python allocations (``tracemalloc``) is printed for both; the times include the copy.
 
 Usage (from the repository root)::
 

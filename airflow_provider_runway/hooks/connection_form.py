@@ -104,7 +104,8 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "File upload host",
         ("string",),
         "https://kieai.redpandaai.co",
-        "KIE's File Upload API, where local and object-storage inputs are sent (the simulator serves it too).",
+        "Where local and object-storage inputs are uploaded. Unset: KIE's https://kieai.redpandaai.co when the "
+        "host is KIE's API, else the host itself (the simulator serves uploads too). Use https.",
     ),
     ExtraField(
         "upload_max_image_mb",

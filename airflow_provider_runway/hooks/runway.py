@@ -67,6 +67,7 @@ from airflow_provider_runway.hooks.transport import (
     ConnectionFields,
     KeepAliveAdapter,
     LoopShared,
+    NoRedirectSession,
     Response,
     Settings,
     aiohttp_never_sent,
@@ -262,7 +263,7 @@ class RunwayHook(BaseHook):
     def get_conn(self) -> requests.Session:
         """A ``requests`` session with Bearer auth, the User-Agent and (by default) TCP keep-alive."""
         settings = self._settings()
-        session = requests.Session()
+        session = NoRedirectSession()
         session.auth = BearerAuth(settings.api_key)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if self.tcp_keep_alive:
@@ -457,8 +458,10 @@ class RunwayHook(BaseHook):
 
     @property
     def upload_base_url(self) -> str:
-        """KIE's file upload host: the extra ``upload_base_url``, ``https://kieai.redpandaai.co`` when unset."""
-        return check_upload_base_url(self._settings().extra.get(UPLOAD_BASE_URL_EXTRA))
+        """The file upload host: the extra ``upload_base_url``; when unset, KIE's (``https://kieai.redpandaai.co``)
+        if the API is KIE's, else the API's base URL (a simulator serves both)."""
+        settings = self._settings()
+        return check_upload_base_url(settings.extra.get(UPLOAD_BASE_URL_EXTRA), api_base_url=settings.base_url)
 
     def upload_file(
         self,
@@ -471,7 +474,7 @@ class RunwayHook(BaseHook):
         """Upload a local or object-storage file with KIE's File Upload API; return its ``downloadUrl``.
 
         The file is streamed (memory stays flat whatever its size) to the connection extra
-        ``upload_base_url`` (``https://kieai.redpandaai.co`` when unset) and named from the SHA-256 of its
+        ``upload_base_url`` (when unset, see :attr:`upload_base_url`) and named from the SHA-256 of its
         bytes unless ``file_name`` is given, so uploading the same file again overwrites the earlier copy
         and a transient failure is retried like a read. KIE deletes uploaded files after 3 days.
 

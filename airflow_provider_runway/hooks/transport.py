@@ -18,7 +18,7 @@ import ssl
 import sys
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote, quote_plus
@@ -98,7 +98,13 @@ def redact_error(error: RunwayError, key: str) -> None:
 
 
 def read_capped(response: requests.Response, limit: int = MAX_BODY_BYTES) -> bytes:
-    """At most ``limit`` bytes of a streamed body (at most :data:`MAX_ERROR_BODY_BYTES` of an error's)."""
+    """At most ``limit`` bytes of a streamed body (at most :data:`MAX_ERROR_BODY_BYTES` of an error's).
+
+    A redirect's body is not read at all (``b""``): redirects are never followed, and a compressed
+    body could expand far beyond ``limit`` before the first chunk is returned.
+    """
+    if 300 <= response.status_code < 400:
+        return b""
     if response.status_code >= 400:
         limit = min(limit, MAX_ERROR_BODY_BYTES)
     chunks: list[bytes] = []
@@ -305,6 +311,18 @@ def is_certificate_error(error: BaseException) -> bool:
         return True
     aiohttp = sys.modules.get("aiohttp")  # an aiohttp error means aiohttp is imported
     return aiohttp is not None and isinstance(error, aiohttp.ClientConnectorCertificateError)
+
+
+class NoRedirectSession(requests.Session):
+    """A session that never prepares a redirect's next hop.
+
+    Even with ``allow_redirects=False``, ``requests`` reads and decodes a redirect's whole body (unbounded,
+    gzip included) to prepare the next request for ``Response.next``; here that step is skipped, so a 3xx
+    body is left unread and dropped with the connection.
+    """
+
+    def resolve_redirects(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        return iter(())
 
 
 class KeepAliveAdapter(HTTPAdapter):

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -25,7 +26,10 @@ _SPECIAL = {
     "aleph_failure_flags",
     "aleph_mode",
     "upload_dir",
+    "allow_internal_fetch",
 }
+#: Environment variable that turns ``--allow-internal-fetch`` on (``1``, ``true`` or ``yes``).
+ALLOW_INTERNAL_FETCH_ENV = "RUNWAY_SIM_ALLOW_INTERNAL_FETCH"
 
 
 def _flag(name: str) -> str:
@@ -59,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="'on' serves Aleph; 404, 422 or 505 refuse it as a discontinued model",
     )
     parser.add_argument("--upload-dir", default=None, help="keep uploads here (default: a temporary directory)")
+    parser.add_argument(
+        "--allow-internal-fetch",
+        action="store_true",
+        default=os.environ.get(ALLOW_INTERNAL_FETCH_ENV, "").strip().lower() in ("1", "true", "yes"),
+        help="let the URL upload fetch loopback, private and link-local addresses (and serve what it fetched); "
+        f"also ${ALLOW_INTERNAL_FETCH_ENV}=1",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument(
         "--seed",

@@ -19,7 +19,7 @@ RECORD_STYLES: tuple[str, ...] = ("documented", "variant")
 ALEPH_MODES: tuple[str, ...] = ("on", "404", "422", "505")
 
 #: Fields that cannot change while the server runs (they shape the accounts or the server itself).
-STARTUP_ONLY_FIELDS: frozenset[str] = frozenset({"seed", "max_body_bytes", "upload_dir"})
+STARTUP_ONLY_FIELDS: frozenset[str] = frozenset({"seed", "max_body_bytes", "upload_dir", "allow_internal_fetch"})
 
 
 @dataclass
@@ -81,6 +81,10 @@ class SimulatorConfig:
     :param upload_url_timeout: real seconds the URL upload may spend fetching its source (KIE: 30).
     :param upload_dir: directory of uploaded files; ``None`` uses a temporary directory removed
         when the server stops.
+    :param allow_internal_fetch: let the URL upload fetch internal addresses (loopback, private,
+        link-local, ...), e.g. the simulator's own files in tests; off by default, since the fetched
+        bytes are served to anyone. Fixed at startup (``--allow-internal-fetch`` or the environment
+        variable ``RUNWAY_SIM_ALLOW_INTERNAL_FETCH=1``).
     :param max_prompt_length: longest accepted prompt.
     :param durations: accepted Runway durations.
     :param max_body_bytes: largest accepted request body; larger ones get a 413.
@@ -121,6 +125,7 @@ class SimulatorConfig:
     upload_base64_max_bytes: int = 10 * 1024 * 1024
     upload_url_timeout: float = 30.0
     upload_dir: str | None = None
+    allow_internal_fetch: bool = False
     max_prompt_length: int = DEFAULT_MAX_PROMPT_LENGTH
     durations: tuple[int, ...] = DEFAULT_DURATIONS
     max_body_bytes: int = 1024 * 1024

@@ -39,13 +39,16 @@ from airflow_provider_runway.simulator.uploads import (
     TEMPFILE_PREFIX,
     UPLOAD_PATHS,
     UPLOAD_SUCCESS_MESSAGE,
+    FetchRefused,
     Staged,
     UploadedFile,
     UploadRejected,
     UploadStore,
     check_file_name,
     check_upload_path,
+    fetch_into,
     mime_type_of,
+    new_fetcher,
     suffix_of,
 )
 
@@ -169,7 +172,7 @@ class RunwaySimulator:
 
     async def _background(self, app: web.Application) -> AsyncIterator[None]:
         await self.callbacks.start()
-        self._fetcher = aiohttp.ClientSession()
+        self._fetcher = new_fetcher(allow_internal=self.config.allow_internal_fetch)
         yield
         await self._fetcher.close()
         await self.callbacks.stop()
@@ -583,14 +586,11 @@ class RunwaySimulator:
         try:
             timeout = aiohttp.ClientTimeout(total=self.config.upload_url_timeout)
             try:
-                async with self._fetcher.get(str(url), timeout=timeout) as response:
-                    if response.status != 200:
-                        raise SimError(400, f"Failed to download the file from fileUrl: HTTP {response.status}")
-                    declared = response.headers.get("Content-Type")
-                    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
-                        staged.write(chunk)
-                        if staged.too_large:
-                            break
+                declared = await fetch_into(
+                    self._fetcher, str(url), staged, allow_internal=self.config.allow_internal_fetch, timeout=timeout
+                )
+            except FetchRefused as exc:
+                raise SimError(400, str(exc)) from None
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 raise SimError(400, f"Failed to download the file from fileUrl: {type(exc).__name__}") from None
             entry = self._store(

@@ -4,20 +4,31 @@ Uploads are written to a staging file chunk by chunk and moved into place once c
 large upload never sits in memory and a failed one leaves nothing behind. A file is addressed by
 its account and its ``filePath`` (``uploadPath/fileName``): the same path again replaces it, as
 KIE documents.
+
+The URL upload fetches ``fileUrl`` itself and serves the bytes to anyone at ``/tempfile/...``, so it
+refuses internal addresses (loopback, private, link-local such as 169.254.169.254, unique-local, ...),
+checked on every redirect hop and on the very addresses it connects to, unless the simulator was
+started with ``--allow-internal-fetch``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import mimetypes
 import os
 import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
 
 #: Paths of KIE's upload endpoints (served on the simulator's port; KIE's host is kieai.redpandaai.co).
 FILE_STREAM_UPLOAD_PATH = "/api/file-stream-upload"
@@ -28,6 +39,9 @@ UPLOAD_PATHS: tuple[str, ...] = (FILE_STREAM_UPLOAD_PATH, FILE_URL_UPLOAD_PATH, 
 TEMPFILE_PREFIX = "/tempfile/"
 UPLOAD_SUCCESS_MESSAGE = "File uploaded successfully"
 CHUNK_BYTES = 64 * 1024
+#: Most redirects the URL upload follows from ``fileUrl``.
+MAX_FETCH_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 
@@ -171,3 +185,112 @@ class UploadStore:
         self.clear()
         if self._owned:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- URL upload
+
+
+class FetchRefused(UploadRejected):
+    """The URL upload will not fetch ``fileUrl`` (or a hop it redirects to); the message says why."""
+
+
+def is_internal_address(address: str) -> bool:
+    """Whether ``address`` is anything but a public unicast address.
+
+    Loopback, private, link-local (the cloud metadata address 169.254.169.254 included), unique-local,
+    shared (100.64/10), reserved, multicast and unspecified addresses are internal; an IPv4-mapped IPv6
+    address is judged as its IPv4 address. Anything that does not parse is treated as internal.
+    """
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def _refusal(host: str, address: str) -> FetchRefused:
+    shown = host if host == address else f"{host} ({address})"
+    return FetchRefused(
+        f"Failed to download the file from fileUrl: {shown[:120]} is an internal address; "
+        "runway-sim fetches internal addresses only when started with --allow-internal-fetch"
+    )
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves through ``inner`` and refuses a host with any internal address, so the addresses checked
+    are the ones connected to (no second lookup a rebinding DNS server could answer differently)."""
+
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self.inner = inner if inner is not None else aiohttp.ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> Any:
+        results = await self.inner.resolve(host, port, family)
+        for result in results:
+            if is_internal_address(str(result["host"])):
+                raise _refusal(host, str(result["host"]))
+        return results
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def new_fetcher(*, allow_internal: bool, resolver: AbstractResolver | None = None) -> aiohttp.ClientSession:
+    """The session the URL upload fetches with: internal addresses refused unless ``allow_internal``.
+
+    ``resolver`` replaces the system's (tests stub it); proxies from the environment are never used.
+    """
+    if not allow_internal:
+        resolver = GuardedResolver(resolver)
+    connector = aiohttp.TCPConnector(resolver=resolver) if resolver is not None else aiohttp.TCPConnector()
+    return aiohttp.ClientSession(connector=connector, trust_env=False)
+
+
+def _check_hop(url: URL, allow_internal: bool) -> None:
+    if url.scheme not in ("http", "https") or not url.host:
+        raise FetchRefused(f"Failed to download the file from fileUrl: a redirect to {str(url)[:120]!r}")
+    if allow_internal:
+        return
+    try:
+        ipaddress.ip_address(url.host.split("%", 1)[0])
+    except ValueError:
+        return  # a name: the resolver checks the addresses it resolves to
+    if is_internal_address(url.host):  # an address literal is connected to without the resolver
+        raise _refusal(url.host, url.host)
+
+
+async def fetch_into(
+    fetcher: aiohttp.ClientSession,
+    url: str,
+    staged: Staged,
+    *,
+    allow_internal: bool,
+    timeout: aiohttp.ClientTimeout,
+) -> str | None:
+    """Fetch ``url`` into ``staged``, following at most :data:`MAX_FETCH_REDIRECTS` redirects, each hop checked.
+
+    :returns: the ``Content-Type`` the source declared.
+    :raises FetchRefused: for an internal address (unless ``allow_internal``), a redirect to something
+        other than http(s), too many redirects, or an answer other than 200.
+    """
+    target = URL(url)
+    for _ in range(MAX_FETCH_REDIRECTS + 1):
+        _check_hop(target, allow_internal)
+        async with fetcher.get(target, allow_redirects=False, timeout=timeout) as response:
+            location = response.headers.get("Location")
+            if response.status in _REDIRECTS and location:
+                try:
+                    target = response.url.join(URL(location))
+                except ValueError:
+                    message = f"Failed to download the file from fileUrl: a redirect to {location[:120]!r}"
+                    raise FetchRefused(message) from None
+                continue
+            if response.status != 200:
+                raise FetchRefused(f"Failed to download the file from fileUrl: HTTP {response.status}")
+            async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                staged.write(chunk)
+                if staged.too_large:
+                    break
+            return response.headers.get("Content-Type")
+    raise FetchRefused(f"Failed to download the file from fileUrl: more than {MAX_FETCH_REDIRECTS} redirects")

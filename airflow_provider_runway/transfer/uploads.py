@@ -11,8 +11,10 @@ upload (``POST /api/file-stream-upload`` on ``https://kieai.redpandaai.co``, sam
   default, configurable with the connection extras ``upload_max_image_mb`` and ``upload_max_video_mb``);
 * names the uploaded file from the SHA-256 of its bytes plus its extension, so a retried task overwrites
   its earlier upload instead of adding another one;
-* streams the file twice in chunks (once to hash it, once as the ``multipart/form-data`` body, whose
-  ``Content-Length`` is known up front), so memory stays flat whatever the file's size;
+* reads the input once, in chunks, into a private copy (memory up to 1 MiB, beyond that an unnamed
+  temporary file only this process can open) that is checked, hashed and sent on every attempt, so a
+  file swapped or changed on disk after that read is never sent; the ``multipart/form-data`` body's
+  ``Content-Length`` is known up front and memory stays flat whatever the file's size;
 * maps the answer to the exceptions of :mod:`airflow_provider_runway.core.errors` and returns the
   ``downloadUrl`` after checking it is an absolute http(s) URL. The API key never appears in a message.
 """
@@ -24,6 +26,7 @@ import logging
 import mimetypes
 import os
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -63,6 +66,8 @@ DEFAULT_MAX_VIDEO_BYTES = 10 * MIB
 #: Largest file :func:`upload_file` sends when no limit is given (KIE fetches URLs up to about 100 MB).
 DEFAULT_MAX_UPLOAD_BYTES = 100 * MIB
 DEFAULT_CHUNK_SIZE = 256 * 1024
+#: Largest private copy of an input kept in memory; a larger one goes to an unnamed temporary file.
+IN_MEMORY_COPY_BYTES = 1 * MIB
 #: (connect, read) timeouts in seconds; the read timeout starts once the whole body is sent.
 DEFAULT_UPLOAD_TIMEOUT: tuple[float, float] = (10.0, 120.0)
 #: Largest successful answer read; the documented one is a few hundred bytes.
@@ -108,10 +113,6 @@ class RunwayInputTooLargeError(RunwayParameterError):
             f"the file is {_megabytes(size)} ({size} bytes), larger than the {_megabytes(limit)} "
             f"({limit} bytes) allowed for an input {kind}",
         )
-
-
-class _SourceChanged(Exception):
-    """The file's size changed between the hashing pass and the upload pass."""
 
 
 def _megabytes(size: int) -> str:
@@ -421,13 +422,34 @@ def _mime_and_extension(original_name: str, head: bytes) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class PreparedUpload:
-    """A file measured and hashed by the first pass; the second pass sends it."""
+    """An input read once into a private copy, measured and hashed; every attempt sends that copy.
+
+    Close it (or use it as a context manager) to release the copy.
+    """
 
     source: InputSource
     size: int
     sha256: str
     file_name: str
     mime_type: str
+    copy: IO[bytes]
+    """The bytes read from ``source``: in memory, or in a temporary file with no name on disk."""
+
+    def close(self) -> None:
+        """Release the private copy."""
+        self.copy.close()
+
+    def __enter__(self) -> PreparedUpload:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _private_copy() -> IO[bytes]:
+    # SpooledTemporaryFile keeps up to IN_MEMORY_COPY_BYTES in memory, then moves to tempfile.TemporaryFile:
+    # O_TMPFILE (or mkstemp's O_EXCL and mode 0600, unlinked at once), so no other process can open it.
+    return cast("IO[bytes]", tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_COPY_BYTES, prefix="runway-upload-"))
 
 
 def prepare_upload(
@@ -438,23 +460,43 @@ def prepare_upload(
     field: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> PreparedUpload:
-    """Read ``source`` once in chunks: its size, its SHA-256 and the name and type to upload it under.
+    """Read ``source`` once into a private copy: its size, its SHA-256, and the name and type to upload it under.
 
-    Without ``file_name`` the name is ``<sha256 hex><extension>``, the extension taken from the original
-    name or, when that has none or disagrees with the bytes, from the bytes themselves.
+    The path is opened once; the kind check, the hash and every send read the copy, so what is checked is
+    what is sent even if the file is replaced (a symlink swapped in, say) afterwards. Without ``file_name``
+    the name is ``<sha256 hex><extension>``, the extension taken from the original name or, when that has
+    none or disagrees with the bytes, from the bytes themselves.
 
     :raises RunwayInputTooLargeError: when the file grows past ``max_bytes`` (reading stops there).
     :raises RunwayParameterError: when ``field`` takes images and the file is a video, or the reverse.
     """
     limit = max_bytes if max_bytes is not None else DEFAULT_MAX_UPLOAD_BYTES
+    copy = _private_copy()
+    try:
+        size, digest = _copy_bounded(source, copy, limit, field, chunk_size)
+        copy.seek(0)
+        head = copy.read(64)
+        if size == 0:
+            raise RunwayParameterError(field or "source", source.location, "the file is empty")
+        mime, extension = _mime_and_extension(source.name, head)
+        if field is not None and field in INPUT_FIELDS:
+            _check_kind(head, field, source.location)
+        name = check_file_name(file_name) if file_name is not None else f"{digest}{extension}"
+    except BaseException:
+        copy.close()
+        raise
+    return PreparedUpload(source=source, size=size, sha256=digest, file_name=name, mime_type=mime, copy=copy)
+
+
+def _copy_bounded(
+    source: InputSource, copy: IO[bytes], limit: int, field: str | None, chunk_size: int
+) -> tuple[int, str]:
+    """Copy ``source`` into ``copy``, stopping past ``limit`` bytes; return the size and the SHA-256 hex."""
     label = field or "source"
     digest = hashlib.sha256()
     size = 0
-    head = b""
     with source.open() as stream:
         while chunk := stream.read(chunk_size):
-            if not head:
-                head = bytes(chunk[:64])
             size += len(chunk)
             if size > limit:
                 if field in INPUT_FIELDS:
@@ -463,24 +505,18 @@ def prepare_upload(
                     label, source.location, f"the file is over {_megabytes(limit)} ({limit} bytes), the upload limit"
                 )
             digest.update(chunk)
-    if size == 0:
-        raise RunwayParameterError(label, source.location, "the file is empty")
-    mime, extension = _mime_and_extension(source.name, head)
-    if field is not None and field in INPUT_FIELDS:
-        _check_kind(head, field, source.location)
-    name = check_file_name(file_name) if file_name is not None else f"{digest.hexdigest()}{extension}"
-    return PreparedUpload(source=source, size=size, sha256=digest.hexdigest(), file_name=name, mime_type=mime)
+            copy.write(chunk)
+    return size, digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------- the body
 
 
 class MultipartBody:
-    """A ``multipart/form-data`` body streamed from a file, its length known before the first byte is sent.
+    """A ``multipart/form-data`` body streamed from a prepared upload's private copy, its length known up front.
 
     ``requests`` sends an iterable with ``__len__`` with that ``Content-Length`` and without chunked encoding;
-    the file is read ``chunk_size`` bytes at a time. The file must still have the size measured before:
-    a file that shrank or grew since raises an error rather than sending a body of the wrong length.
+    the copy is read from its start, ``chunk_size`` bytes at a time, each time the body is iterated (each attempt).
     """
 
     def __init__(
@@ -514,15 +550,10 @@ class MultipartBody:
 
     def __iter__(self) -> Iterator[bytes]:
         yield self._preamble
-        sent = 0
-        with self.prepared.source.open() as stream:
-            while chunk := stream.read(self.chunk_size):
-                sent += len(chunk)
-                if sent > self.prepared.size:
-                    raise _SourceChanged(f"grew past the {self.prepared.size} bytes measured before the upload")
-                yield bytes(chunk)
-        if sent != self.prepared.size:
-            raise _SourceChanged(f"shrank to {sent} bytes from the {self.prepared.size} measured before the upload")
+        copy = self.prepared.copy
+        copy.seek(0)
+        while chunk := copy.read(self.chunk_size):
+            yield chunk
         yield self._epilogue
 
 
@@ -541,13 +572,44 @@ class UploadedFile:
     sha256: str
 
 
-def check_upload_base_url(value: Any) -> str:
-    """The upload host's base URL (``https://kieai.redpandaai.co`` when empty), without a trailing slash."""
+def is_kie_api(api_base_url: str) -> bool:
+    """Whether ``api_base_url`` is KIE's own API (a host under ``kie.ai``), not a simulator or a gateway."""
+    try:
+        host = (urlsplit(api_base_url).hostname or "").rstrip(".").lower()
+    except ValueError:
+        return False
+    return host == "kie.ai" or host.endswith(".kie.ai")
+
+
+def check_upload_base_url(value: Any, api_base_url: str | None = None) -> str:
+    """The upload host's base URL, without a trailing slash.
+
+    When ``value`` is empty: KIE's file host (``https://kieai.redpandaai.co``) if ``api_base_url`` is KIE's
+    API or not given, else ``api_base_url`` itself, so a simulator or gateway in front of the API also
+    receives the uploads and no input leaves for KIE's public file host unasked.
+    """
     if value in (None, ""):
-        return DEFAULT_UPLOAD_BASE_URL
+        if api_base_url is None or is_kie_api(api_base_url):
+            return DEFAULT_UPLOAD_BASE_URL
+        value = api_base_url
     if not is_http_url(value):
         raise RunwayParameterError(UPLOAD_BASE_URL_EXTRA, value, "must be an absolute http(s) URL")
     return str(value).rstrip("/")
+
+
+def plain_http_upload_warning(upload_base_url: str) -> str | None:
+    """A warning to log when the upload host is plain http, else ``None`` (as for ``callback_url``).
+
+    Over http the API key (in the ``Authorization`` header) and the file travel in clear; use https for
+    any upload host that is not on this machine.
+    """
+    parts = urlsplit(upload_base_url)
+    if parts.scheme.lower() != "http":
+        return None
+    return (
+        f"upload_base_url uses plain http (host {parts.hostname or '?'}): the API key and the uploaded file "
+        "travel unencrypted; use an https URL"
+    )
 
 
 def _parse_answer(data: Any, prepared: PreparedUpload, where: str) -> UploadedFile:
@@ -596,8 +658,6 @@ def _send_once(
         ) as response:
             content = read_capped(response, MAX_RESPONSE_BYTES)
             status, retry_after = response.status_code, response.headers.get("Retry-After")
-    except _SourceChanged as error:
-        failure = RunwayParameterError("source", prepared.source.location, f"the file changed while uploading: {error}")
     except Exception as error:  # requests', urllib3's and http.client's alike
         failure = RunwayTransportError(
             f"{where} failed: {type(error).__name__}: {truncate(redact_key(str(error), secret)) or 'no detail'}",
@@ -649,8 +709,8 @@ def upload_file(
     :param secret: the API key, removed from any remote text quoted in an exception or a log line.
     :param logger: where progress and failures are logged (the hook passes its own ``log``).
     :param request_options: further ``requests`` arguments of the POST: ``proxies``, ``verify``, ``cert``.
-    :raises RunwayParameterError: for a bad source, path or name, a file too large, or a file that changes
-        while it is sent; nothing is sent for the first three.
+    :raises RunwayParameterError: for a bad source, path or name, a file too large, empty or of the wrong
+        kind; nothing is sent. The path is read once: what was checked is what every attempt sends.
     :raises RunwayAuthError: 401, the key was refused.
     :raises RunwayRequestRejectedError: 400 and other refusals.
     :raises RunwayUnavailableError: a 5xx still failing after the retries.
@@ -660,6 +720,8 @@ def upload_file(
     secret = secret or ""
     base = check_upload_base_url(upload_base_url)
     upload_path = check_upload_path(upload_path)
+    if warning := plain_http_upload_warning(base):
+        logger.warning(warning)
     if file_name is not None:
         check_file_name(file_name)
     label = field or "source"
@@ -673,45 +735,48 @@ def upload_file(
         raise RunwayParameterError(
             label, source_obj.location, f"the file is {_megabytes(source_obj.size)}, over the {_megabytes(limit)} limit"
         )
-    prepared = prepare_upload(source_obj, file_name=file_name, max_bytes=limit, field=field, chunk_size=chunk_size)
-    url = f"{base}{FILE_STREAM_UPLOAD_PATH}"
-    logger.info(
-        "Uploading %s (%d bytes, %s) to %s as %s/%s",
-        source_obj.location,
-        prepared.size,
-        prepared.mime_type,
-        base,
-        upload_path,
-        prepared.file_name,
-    )
-    started = time.monotonic()
-    # The name is the content's hash, so a retry overwrites what an earlier attempt may have stored:
-    # an upload is retried on every transient error, like a read.
-    try:
-        uploaded = call_with_retries(
-            lambda: _send_once(
-                session,
-                url,
-                prepared,
-                upload_path,
-                timeout=timeout,
-                chunk_size=chunk_size,
-                secret=secret,
-                request_options=request_options or {},
-            ),
-            policy=read_may_retry,
-            retries=retries,
-            delay=retry_delay,
-            log=logger,
-            what=f"upload of {source_obj.location}",
-            sleep=sleep,
+    # The path is read once, here; the kind check, the hash and every attempt use the same private copy.
+    with prepare_upload(
+        source_obj, file_name=file_name, max_bytes=limit, field=field, chunk_size=chunk_size
+    ) as prepared:
+        url = f"{base}{FILE_STREAM_UPLOAD_PATH}"
+        logger.info(
+            "Uploading %s (%d bytes, %s) to %s as %s/%s",
+            source_obj.location,
+            prepared.size,
+            prepared.mime_type,
+            base,
+            upload_path,
+            prepared.file_name,
         )
-    except RunwayError as error:
-        logger.warning("Upload of %s failed: %s", source_obj.location, error)
-        raise
-    elapsed = time.monotonic() - started
-    logger.info("Uploaded %s in %.1f s: %s", source_obj.location, elapsed, redact_url(uploaded.download_url))
-    return uploaded
+        started = time.monotonic()
+        # The name is the content's hash, so a retry overwrites what an earlier attempt may have stored:
+        # an upload is retried on every transient error, like a read.
+        try:
+            uploaded = call_with_retries(
+                lambda: _send_once(
+                    session,
+                    url,
+                    prepared,
+                    upload_path,
+                    timeout=timeout,
+                    chunk_size=chunk_size,
+                    secret=secret,
+                    request_options=request_options or {},
+                ),
+                policy=read_may_retry,
+                retries=retries,
+                delay=retry_delay,
+                log=logger,
+                what=f"upload of {source_obj.location}",
+                sleep=sleep,
+            )
+        except RunwayError as error:
+            logger.warning("Upload of %s failed: %s", source_obj.location, error)
+            raise
+        elapsed = time.monotonic() - started
+        logger.info("Uploaded %s in %.1f s: %s", source_obj.location, elapsed, redact_url(uploaded.download_url))
+        return uploaded
 
 
 def take_file_inputs(

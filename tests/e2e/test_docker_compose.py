@@ -216,6 +216,22 @@ def test_runway_connection_defaults_to_the_simulator_service(by_role: dict[str, 
     assert "${RUNWAY_HOST" in raw and "${RUNWAY_API_KEY" in raw, "no way to point the connection at the real API"
 
 
+def test_the_simulator_profile_uploads_to_the_simulator(by_role: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """With no variables set, file inputs go to runway-sim, not to KIE's public file host (issue 23)."""
+    from airflow_provider_runway.hooks.runway import RunwayHook
+
+    sim_name, sim = by_role["runway-sim"]
+    port = build_parser().parse_args(as_argv(sim.get("command"))).port
+    for role in AIRFLOW_ROLES:
+        connection = json.loads(environment(by_role[role][1])["AIRFLOW_CONN_RUNWAY_DEFAULT"])
+        assert connection.get("extra", {}).get("upload_base_url") == f"http://{sim_name}:{port}", role
+    raw = by_role["worker"][1]["environment"]["AIRFLOW_CONN_RUNWAY_DEFAULT"]
+    assert "${RUNWAY_UPLOAD_BASE_URL" in raw, "no way to point uploads at KIE's file host for the real API"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", environment(by_role["worker"][1])["AIRFLOW_CONN_RUNWAY_DEFAULT"])
+        assert RunwayHook().upload_base_url == f"http://{sim_name}:{port}"
+
+
 def test_simulator_is_an_opt_in_profile(
     services: dict[str, dict[str, Any]], by_role: dict[str, tuple[str, dict[str, Any]]]
 ) -> None:

@@ -97,6 +97,7 @@ def test_base64_upload_plain_and_data_url(api: Api):
     assert requests.get(data_url["downloadUrl"], timeout=10).content == b"jpeg bytes"
 
 
+@pytest.mark.runway_sim(allow_internal_fetch=True)  # fileUrl is the simulator's own loopback URL
 def test_url_upload_fetches_the_file(runway_sim: SimulatorThread, api: Api):
     task_id = api.generate()
     video_url = api.wait_runway(task_id)["videoInfo"]["videoUrl"]
@@ -106,6 +107,7 @@ def test_url_upload_fetches_the_file(runway_sim: SimulatorThread, api: Api):
     assert runway_sim.counters()["uploads"] == {"file-url-upload": 1}
 
 
+@pytest.mark.runway_sim(allow_internal_fetch=True)  # fileUrl is the simulator's own loopback URL
 @STYLES
 def test_upload_errors_as_kie_sends_them(runway_sim: SimulatorThread, api: Api, runway_sim_factory):
     style = runway_sim.config()["error_style"]
@@ -138,6 +140,7 @@ def test_upload_errors_as_kie_sends_them(runway_sim: SimulatorThread, api: Api, 
     assert counters["uploads_total"] == 0 and counters["upload_bytes"] == 0
 
 
+@pytest.mark.runway_sim(allow_internal_fetch=True)  # fileUrl is the simulator's own loopback URL
 def test_size_limits_name_the_field_the_size_and_the_limit(runway_sim: SimulatorThread, api: Api, tmp_path: Path):
     runway_sim.configure(upload_max_bytes=1000, upload_base64_max_bytes=100)
     message = upload_error(stream_upload(api, b"x" * 5000), 400, "body")["msg"]

@@ -38,8 +38,10 @@ MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(1000)
 UPLOAD_HOST = "https://uploads.example"
 
 
-def set_connection(monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any] | None = None) -> None:
-    conn = {"conn_type": "runway", "host": "https://api.example", "password": API_KEY, "extra": extra or {}}
+def set_connection(
+    monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any] | None = None, host: str = "https://api.example"
+) -> None:
+    conn = {"conn_type": "runway", "host": host, "password": API_KEY, "extra": extra or {}}
     monkeypatch.setenv("AIRFLOW_CONN_RUNWAY_DEFAULT", json.dumps(conn))
 
 
@@ -69,8 +71,8 @@ def test_hook_upload_file_posts_to_the_upload_host_with_the_key(
 
 
 @responses.activate
-def test_hook_upload_file_defaults_to_kies_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    set_connection(monkeypatch)
+def test_hook_upload_file_defaults_to_kies_host_for_kies_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    set_connection(monkeypatch, host="https://api.kie.ai")
     responses.add(responses.POST, DEFAULT_UPLOAD_BASE_URL + FILE_STREAM_UPLOAD_PATH, json=answer("https://f.example/x"))
     (tmp_path / "a.png").write_bytes(PNG)
     assert RunwayHook().upload_base_url == DEFAULT_UPLOAD_BASE_URL
