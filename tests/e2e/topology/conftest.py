@@ -10,8 +10,8 @@ the test started (``process_registry``):
 
 The settings are the ones ``docker-compose.yml`` deploys: ``CeleryExecutor``, the metadata database on
 ``postgresql+psycopg2``, the broker on ``redis://`` and the Celery result backend on
-``db+postgresql+psycopg2`` (:data:`PROVEN_SETTINGS`; ``test_docker_compose.py`` checks the compose
-file against them). The triggerers heartbeat every second and count as dead after
+``db+postgresql+psycopg2`` (:mod:`.settings`; ``test_docker_compose.py`` checks the compose file
+against them). The triggerers heartbeat every second and count as dead after
 :data:`TRIGGERER_HEALTH_THRESHOLD` seconds, so a killed triggerer's triggers are adopted quickly.
 """
 
@@ -27,6 +27,7 @@ from typing import Any
 import psutil
 import pytest
 
+from ..conftest import AIRFLOW_V_3_0_PLUS as _AIRFLOW_3
 from ..conftest import (
     BIN_DIR,
     Airflow2Stack,
@@ -36,24 +37,16 @@ from ..conftest import (
     ProcessRegistry,
     wait_until,
 )
-from ..conftest import AIRFLOW_V_3_0_PLUS as _AIRFLOW_3
 from .services import PostgresServer, RedisServer, start_postgres, start_redis
+from .settings import EXECUTOR, URL_SCHEMES
 
 TOPOLOGY_DAGS = Path(__file__).resolve().parent / "dags"
 #: ``[triggerer] triggerer_health_check_threshold``: a triggerer whose heartbeat is older counts as dead.
-TRIGGERER_HEALTH_THRESHOLD = 10.0
-TRIGGERER_HEARTBEAT_SECONDS = 1.0
+TRIGGERER_HEALTH_THRESHOLD = 10
+TRIGGERER_HEARTBEAT_SECONDS = 1
 TRIGGERERS = ("triggerer-1", "triggerer-2")
 CELERY_WORKER = "celery-worker"
 CELERY_CONCURRENCY = 4
-#: The settings this suite runs with, by name; the database and broker hosts differ in compose only.
-#: Driver names matter: a bare ``db+postgresql://`` result backend picks psycopg 3, which is not installed.
-PROVEN_SETTINGS = {
-    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2",
-    "AIRFLOW__CELERY__BROKER_URL": "redis",
-    "AIRFLOW__CELERY__RESULT_BACKEND": "db+postgresql+psycopg2",
-}
 
 
 class TopologyStack:
@@ -63,7 +56,7 @@ class TopologyStack:
     second once the first has registered its job, so job ids map to processes by start order.
     """
 
-    executor = "CeleryExecutor"
+    executor = EXECUTOR
     executor_parallelism = CELERY_CONCURRENCY
 
     def __init__(
@@ -82,11 +75,15 @@ class TopologyStack:
         super().__init__(registry, home, dags_folder, extra_env)  # type: ignore[call-arg]
 
     def topology_environment(self) -> dict[str, str]:
+        database, broker, results = (
+            URL_SCHEMES[f"AIRFLOW__{name}"]
+            for name in ("DATABASE__SQL_ALCHEMY_CONN", "CELERY__BROKER_URL", "CELERY__RESULT_BACKEND")
+        )
         return {
-            "AIRFLOW__CORE__EXECUTOR": PROVEN_SETTINGS["AIRFLOW__CORE__EXECUTOR"],
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url("postgresql+psycopg2"),
-            "AIRFLOW__CELERY__BROKER_URL": self.redis.url,
-            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + self.postgres.url("postgresql+psycopg2"),
+            "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.postgres.url(database),
+            "AIRFLOW__CELERY__BROKER_URL": self.redis.url(broker),
+            "AIRFLOW__CELERY__RESULT_BACKEND": self.postgres.url(results),
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CELERY_CONCURRENCY),
             "AIRFLOW__CORE__PARALLELISM": "64",
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
@@ -136,7 +133,8 @@ class TopologyStack:
 
     def running_triggerer_jobs(self) -> list[int]:
         """Ids of running TriggererJob rows, oldest first."""
-        return [row[0] for row in self.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running' ORDER BY id")]
+        rows = self.query("SELECT id FROM job WHERE job_type = 'TriggererJob' AND state = 'running' ORDER BY id")
+        return [row[0] for row in rows]
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         connection = self.postgres.connect()

@@ -94,10 +94,10 @@ class PostgresServer:
     user: str | None
 
     def url(self, driver: str) -> str:
-        """SQLAlchemy URL of the ``airflow`` database over TCP on loopback, e.g. ``postgresql+psycopg2``."""
+        """URL of the ``airflow`` database over TCP on loopback, e.g. ``postgresql+psycopg2://...``."""
         return f"{driver}://{DB_USER}@127.0.0.1:{self.port}/{DATABASE}"
 
-    def connect(self, database: str = DATABASE):  # noqa: ANN201 - psycopg2 connection
+    def connect(self, database: str = DATABASE):
         import psycopg2
 
         connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=DB_USER, dbname=database)
@@ -158,9 +158,8 @@ class RedisServer:
     port: int
     executable: Path
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+    def url(self, scheme: str = "redis") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}/0"
 
 
 def redis_executable() -> Path:

@@ -19,6 +19,7 @@ when the orphans were adopted, and when the waits ended.
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 from collections import Counter
@@ -81,7 +82,8 @@ class TriggerTimeline:
 
     def first(self, task_id: str, predicate: Any, after: float = 0.0) -> float | None:
         """When the task first matched ``predicate(triggerer, state)`` at or after ``after`` seconds."""
-        return next((t for t, trig, state in self.history.get(task_id, []) if t >= after and predicate(trig, state)), None)
+        changes = self.history.get(task_id, [])
+        return next((t for t, trig, state in changes if t >= after and predicate(trig, state)), None)
 
 
 def holdings(current: dict[str, tuple[int | None, str]]) -> Counter[int]:
@@ -97,7 +99,13 @@ def read_return_value(topology: Topology, task_id: str) -> Any:
     stack = topology.stack
     entry = stack.get(f"/dags/{DAG_ID}/dagRuns/{RUN_ID}/taskInstances/{task_id}/xcomEntries/return_value")
     value = entry["value"]
-    return json.loads(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    # Airflow 3 returns JSON; Airflow 2's REST API renders the value with str(), a Python literal.
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return ast.literal_eval(value)
 
 
 def test_batch_survives_the_busier_triggerer_killed_on_celery_and_postgres(
