@@ -177,6 +177,8 @@ def test_batch_survives_the_busier_triggerer_killed_on_celery_and_postgres(
         events.append((time.monotonic() - t_trigger, f"run {final_state}"))
     finally:
         print_report(topology, timeline, events, job_names, held_at_kill, startup, t_start)
+        if t_kill:
+            print(summarize_kill(timeline, job_names, held_at_kill, killed_name, t_kill))
 
     instances = stack.task_instances(DAG_ID, RUN_ID)
     assert final_state == "success", Counter((t["task_id"], t["state"]) for t in instances)
@@ -211,6 +213,32 @@ def test_batch_survives_the_busier_triggerer_killed_on_celery_and_postgres(
     assert plain["state"] == "succeeded" and plain["video_url"].startswith(sim_process.url), plain
     assert "video_path" not in plain, plain
     assert sorted(p.name for p in output_dir.rglob("*.mp4")) == [video.name]
+
+
+def summarize_kill(
+    timeline: TriggerTimeline, job_names: dict[int, str], held: Counter[int], killed_name: str, t_kill: float
+) -> str:
+    """One line per triggerer: what it held at the kill, when those waits were adopted and when they ended."""
+    lines = [f"kill summary (seconds after the SIGKILL at t={t_kill:.1f}s):"]
+    for job, count in sorted(held.items()):
+        name = job_names.get(job, str(job))
+        tasks = [task for task, changes in timeline.history.items() if held_by(changes, job, t_kill)]
+        ended = [timeline.first(task, lambda trig, state: state != "deferred", after=t_kill) for task in tasks]
+        ends = [t - t_kill for t in ended if t is not None]
+        line = f"  {name}: held {count}" + (" (killed)" if name == killed_name else "")
+        if name == killed_name:
+
+            def elsewhere(trig: int | None, state: str, job: int = job) -> bool:
+                return trig not in (None, job)
+
+            moved = [timeline.first(task, elsewhere, after=t_kill) for task in tasks]
+            adopted = [t - t_kill for t in moved if t is not None]
+            if adopted:
+                line += f"; adopted {len(adopted)} at +{min(adopted):.1f}s..+{max(adopted):.1f}s"
+        if ends:
+            line += f"; ended {len(ends)} at +{min(ends):.1f}s..+{max(ends):.1f}s"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def held_by(changes: list[tuple[float, int | None, str]], job: int, at: float) -> bool:
