@@ -269,6 +269,7 @@ def print_report(
         + ", ".join(f"{name}=job {job}" for job, name in sorted(job_names.items()))
     )
     print(f"startup (services, db migrate, components healthy, DAG parsed): {startup:.1f}s")
+    print("  of which " + ", ".join(f"{step} {seconds:.1f}s" for step, seconds in stack.startup_timings.items()))
     print("held at the kill: " + ", ".join(f"{job_names.get(j, j)} {n}" for j, n in sorted(held_at_kill.items())))
     print("t: seconds since the run was triggered")
     for t, what in events:
