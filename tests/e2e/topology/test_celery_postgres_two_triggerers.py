@@ -47,9 +47,12 @@ TASK_COUNT = 20
 POLL_INTERVAL = 1.0
 #: Seconds between two reads of the ``trigger`` table while the waits run.
 SAMPLE_INTERVAL = 0.25
-#: On top of threshold + poll: the survivor's trigger-loading loop (about 1 s), its heartbeat, the
-#: sampling above, and a loaded 2-core machine.
-ADOPTION_SLACK = 5.0
+#: On top of the threshold, for adoption: the survivor's trigger-loading loop (about 1 s), heartbeats
+#: running late on a loaded 2-core machine, and the sampling above.
+ADOPTION_SLACK = 3.0
+#: On top of threshold + poll, for the end of a wait: the adoption slack, plus Airflow handling the
+#: adopted triggers' events one after another (0.1-0.3 s each measured here, 15-18 orphans).
+END_SLACK = 8.0
 API_KEY = "-".join(["sk", "e2e", "TOPOLOGY", "7c41aa"])
 RUN_ID = "e2e_topology_batch"
 
@@ -189,13 +192,13 @@ def test_batch_survives_the_busier_triggerer_killed_on_celery_and_postgres(
     assert set(held_at_kill) == {killed_job, survivor_job}, held_at_kill
     orphans = [task for task, changes in timeline.history.items() if held_by(changes, killed_job, t_kill)]
     assert len(orphans) == held_at_kill[killed_job]
-    bound = TRIGGERER_HEALTH_THRESHOLD + POLL_INTERVAL + ADOPTION_SLACK
     for task_id in orphans:
+        history = (task_id, t_kill, timeline.history[task_id])
         adopted = timeline.first(task_id, lambda trig, state: trig == survivor_job, after=t_kill)
         ended = timeline.first(task_id, lambda trig, state: state != "deferred", after=t_kill)
-        assert adopted is not None or ended is not None, f"{task_id}: never adopted: {timeline.history[task_id]}"
-        assert ended is not None and ended - t_kill <= bound, (task_id, t_kill, timeline.history[task_id])
-    for task_id in set(timeline.history) - set(orphans):
+        assert adopted is not None and adopted - t_kill <= TRIGGERER_HEALTH_THRESHOLD + ADOPTION_SLACK, history
+        assert ended is not None and ended - t_kill <= TRIGGERER_HEALTH_THRESHOLD + POLL_INTERVAL + END_SLACK, history
+    for task_id in set(timeline.history) - set(orphans):  # the survivor's own waits: ended within a poll
         ended = timeline.first(task_id, lambda trig, state: state != "deferred", after=t_kill)
         assert ended is not None and ended - t_kill <= POLL_INTERVAL + ADOPTION_SLACK, timeline.history[task_id]
 
