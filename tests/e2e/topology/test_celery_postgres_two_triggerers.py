@@ -196,6 +196,8 @@ def test_batch_survives_the_busier_triggerer_killed_on_celery_and_postgres(
         history = (task_id, t_kill, timeline.history[task_id])
         adopted = timeline.first(task_id, lambda trig, state: trig == survivor_job, after=t_kill)
         ended = timeline.first(task_id, lambda trig, state: state != "deferred", after=t_kill)
+        # A wait that ended between two samples was seen only ending: the survivor, the one live triggerer, ran it.
+        adopted = adopted if adopted is not None else ended
         assert adopted is not None and adopted - t_kill <= TRIGGERER_HEALTH_THRESHOLD + ADOPTION_SLACK, history
         assert ended is not None and ended - t_kill <= TRIGGERER_HEALTH_THRESHOLD + POLL_INTERVAL + END_SLACK, history
     for task_id in set(timeline.history) - set(orphans):  # the survivor's own waits: ended within a poll
