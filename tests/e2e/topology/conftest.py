@@ -163,7 +163,13 @@ class Topology3Stack(TopologyStack, Airflow3Stack):
     components_to_start = ("api-server", "scheduler", "dag-processor", TRIGGERERS[0], CELERY_WORKER)
 
     def _version_environment(self) -> dict[str, str]:
-        return {**super()._version_environment(), **self.topology_environment()}
+        return {
+            **super()._version_environment(),
+            **self.topology_environment(),
+            # Task processes call the api-server's execution API; on a saturated 2-core machine a call can
+            # take longer than the 5 s default, and a task whose start call times out fails unstarted.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+        }
 
 
 class Topology2Stack(TopologyStack, Airflow2Stack):
