@@ -23,6 +23,7 @@ import shlex
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ from airflow_provider_runway.simulator.cli import build_parser
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS
 
 from .conftest import BIN_DIR, LOOPBACK_OPENER, ManagedProcess, ProcessRegistry, free_port, wait_until
+from .topology import settings as topology_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -202,6 +204,19 @@ def test_celery_executor_wired_to_redis_and_postgres(by_role: dict[str, tuple[st
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://{api_name}:8080/execution/"
 
 
+def test_executor_broker_result_backend_and_database_are_the_ones_the_topology_suite_proved(
+    by_role: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    """Compose deploys what tests/e2e/topology runs: the executor, and each URL's scheme with its driver."""
+    for role in AIRFLOW_ROLES:
+        name, service = by_role[role]
+        env = environment(service)
+        assert env["AIRFLOW__CORE__EXECUTOR"] == topology_settings.EXECUTOR, name
+        for setting, scheme in topology_settings.URL_SCHEMES.items():
+            found = urllib.parse.urlsplit(env[setting]).scheme
+            assert found == scheme, f"{name}: {setting} uses {found}://, the topology suite proved {scheme}://"
+
+
 def test_runway_connection_defaults_to_the_simulator_service(by_role: dict[str, tuple[str, dict[str, Any]]]) -> None:
     sim_name, sim = by_role["runway-sim"]
     args = build_parser().parse_args(as_argv(sim.get("command")))
@@ -242,13 +257,35 @@ def test_simulator_is_an_opt_in_profile(
         assert sim_name not in depends, f"{name} depends on the optional {sim_name}"
 
 
-def test_depends_on_points_at_services_that_can_satisfy_it(services: dict[str, dict[str, Any]]) -> None:
+def dependencies(service: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``depends_on`` as ``{service: rule}``, from either of its two forms (list or mapping)."""
+    depends = service.get("depends_on") or {}
+    if isinstance(depends, dict):
+        return {target: dict(rule or {}) for target, rule in depends.items()}
+    return {target: {} for target in depends}
+
+
+def test_depends_on_points_at_services_that_can_satisfy_it(
+    services: dict[str, dict[str, Any]], by_role: dict[str, tuple[str, dict[str, Any]]]
+) -> None:
+    checked = 0
     for name, service in services.items():
-        depends = service.get("depends_on") or {}
-        for target, rule in depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends):
+        for target, rule in dependencies(service).items():
+            checked += 1
             assert target in services, f"{name} depends on unknown service {target}"
             if rule.get("condition") == "service_healthy":
                 assert services[target].get("healthcheck"), f"{name} waits for {target} to be healthy; it has no check"
+    assert checked, "no service has depends_on: nothing orders the start-up"
+    # Every Airflow component starts after the database and broker are healthy and the migration is done.
+    expected = {
+        by_role["postgres"][0]: "service_healthy",
+        by_role["redis"][0]: "service_healthy",
+        init_service(services)[0]: "service_completed_successfully",
+    }
+    for role in AIRFLOW_ROLES:
+        name, service = by_role[role]
+        conditions = {target: rule.get("condition") for target, rule in dependencies(service).items()}
+        assert conditions == expected, f"{name} depends on {conditions}, expected {expected}"
 
 
 def test_dags_folder_is_mounted(by_role: dict[str, tuple[str, dict[str, Any]]]) -> None:
