@@ -29,8 +29,12 @@ from airflow_provider_runway.core import (
 )
 from airflow_provider_runway.core.errors import RunwayBadInputError, RunwayUsageCapError, error_class_for_code
 from airflow_provider_runway.core.parameters import PLACEHOLDERS, coerce_rendered
-from airflow_provider_runway.core.retry import create_may_retry, create_outcome_unknown, read_may_retry
-from airflow_provider_runway.core.retry import waits_for_capacity
+from airflow_provider_runway.core.retry import (
+    create_may_retry,
+    create_outcome_unknown,
+    read_may_retry,
+    waits_for_capacity,
+)
 from airflow_provider_runway.core.wire import RUNWAY_EXTEND_PATH, RUNWAY_GENERATE_PATH, RUNWAY_RECORD_DETAIL_PATH
 
 FREE_ACCOUNT = "Please try again later. You can upgrade to Standard membership to start generating now."
