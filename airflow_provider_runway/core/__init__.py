@@ -8,6 +8,7 @@ from __future__ import annotations
 from airflow_provider_runway.core.errors import (
     RunwayApiError,
     RunwayAuthError,
+    RunwayBadInputError,
     RunwayConcurrencyLimitError,
     RunwayCreateUncertainError,
     RunwayError,
@@ -25,6 +26,7 @@ from airflow_provider_runway.core.errors import (
     RunwayTaskTimeoutError,
     RunwayTransportError,
     RunwayUnavailableError,
+    RunwayUsageCapError,
     parse_envelope,
 )
 from airflow_provider_runway.core.models import (
@@ -52,6 +54,7 @@ __all__ = [
     "GenerateRequest",
     "RunwayApiError",
     "RunwayAuthError",
+    "RunwayBadInputError",
     "RunwayConcurrencyLimitError",
     "RunwayCreateUncertainError",
     "RunwayError",
@@ -70,6 +73,7 @@ __all__ = [
     "RunwayTaskTimeoutError",
     "RunwayTransportError",
     "RunwayUnavailableError",
+    "RunwayUsageCapError",
     "TaskFamily",
     "TaskStatus",
     "ValidationLimits",

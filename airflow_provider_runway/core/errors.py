@@ -70,9 +70,18 @@ class RunwayApiError(RunwayError):
 
 
 class RunwayAuthError(RunwayApiError):
-    """401: the API key is missing or invalid."""
+    """401: the API key is missing or invalid, or KIE refuses the caller's IP address.
+
+    KIE answers "You do not have access permissions" both to a missing or wrong key and to a request
+    from an IP address outside the key's whitelist; that answer gets a hint naming both.
+    """
 
     codes = (401,)
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        shown = f"{message}{ACCESS_REFUSED_HINT}" if is_access_refused_message(message) else message
+        super().__init__(shown, **kwargs)
+        self.remote_message = message
 
 
 class RunwayInsufficientCreditsError(RunwayApiError):
@@ -96,6 +105,16 @@ class RunwayConcurrencyLimitError(RunwayRequestRejectedError):
 
     codes = ()
     retryable = True
+
+
+class RunwayBadInputError(RunwayRequestRejectedError):
+    """KIE refused an input it cannot use ("Incorrect image format.", "Unsupported width or height...").
+
+    The same input fails the same way every time, so it is never retried; the message is KIE's.
+    Chosen by :func:`error_class_for_code` from the message, not the code.
+    """
+
+    codes = ()
 
 
 class RunwayNotExtendableError(RunwayRequestRejectedError):
@@ -142,6 +161,28 @@ class RunwayRateLimitedError(RunwayApiError):
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
+
+
+class RunwayUsageCapError(RunwayApiError):
+    """429 meaning the API key reached one of its usage caps (hourly, daily or total), not the rate limit.
+
+    KIE lets an account cap each key's usage per hour, per day and in total. Unlike the rate limit of
+    a few seconds, such a cap lasts until its period ends or someone raises it in KIE's dashboard, so
+    it is not retried: the task fails at once with a message naming the cap. ``cap`` is ``"hourly"``,
+    ``"daily"``, ``"total"`` or ``"usage"`` (KIE's message named no period).
+    """
+
+    codes = ()
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        self.cap = usage_cap_period(message) or "usage"
+        named = "usage cap" if self.cap == "usage" else f"{self.cap} usage cap"
+        super().__init__(
+            f"{message} (the API key's {named} is reached: KIE refuses its requests until the cap resets "
+            "or is raised at https://kie.ai/api-key; not retried)",
+            **kwargs,
+        )
+        self.remote_message = message
 
 
 class RunwayUnavailableError(RunwayApiError):
@@ -211,7 +252,24 @@ _CLASSES: tuple[type[RunwayApiError], ...] = (
 
 #: Path prefix of the Aleph endpoints, whose "not available" answers mean Aleph is not served.
 ALEPH_PATH_PREFIX = "/api/v1/aleph/"
-_CONCURRENCY_LIMIT = re.compile(r"limit for concurrent generation", re.IGNORECASE)
+#: KIE's words when it cannot take a generation now: the account's concurrency limit, and the capacity
+#: message free accounts get ("Please try again later. You can upgrade to Standard membership ...").
+_CAPACITY = re.compile(
+    r"limit for concurrent generation|upgrade to (?:a |the )?\w+ membership to start generating", re.IGNORECASE
+)
+#: KIE's words for an input it cannot use: the same input fails the same way again.
+_BAD_INPUT = re.compile(r"incorrect image format|unsupported (?:image )?(?:width|height)", re.IGNORECASE)
+#: A 429 is a usage cap, not the rate limit, when its message names a cap's period or a quota, with words
+#: of a limit being reached; KIE documents the caps (hourly, daily, total) but not their wording.
+_CAP_PERIOD = re.compile(r"\b(?:(hourly|per[ -]hour)|(daily|per[ -]day)|(total))\b", re.IGNORECASE)
+_CAP_OTHER = re.compile(r"\b(?:quota|usage)\b", re.IGNORECASE)
+_CAP_REACHED = re.compile(r"\b(?:limits?|caps?|quota|reached|exceeded|exhausted|used up|maximum)\b", re.IGNORECASE)
+#: KIE's 401 for a missing or wrong key and for an IP address outside the key's whitelist.
+_ACCESS_REFUSED = re.compile(r"access permission|whitelist", re.IGNORECASE)
+ACCESS_REFUSED_HINT = (
+    "; check the API key, and the key's IP whitelist in KIE's dashboard (https://kie.ai/api-key): "
+    "KIE answers this to a request from an IP address the key does not allow"
+)
 _NOT_EXTENDABLE = re.compile(r"cannot be extended", re.IGNORECASE)
 _NOT_AVAILABLE = re.compile(
     r"discontinued|no longer (?:available|supported|served)"
@@ -223,9 +281,40 @@ _NOT_AVAILABLE = re.compile(
 _TEMPORARY = re.compile(r"temporar|maintenance|try again|busy", re.IGNORECASE)
 
 
-def is_concurrency_limit_message(message: str | None) -> bool:
-    """Whether ``message`` is KIE's "Reached the limit for concurrent generations"."""
-    return bool(message and _CONCURRENCY_LIMIT.search(message))
+def is_capacity_message(message: str | None) -> bool:
+    """Whether ``message`` says KIE cannot take a generation now, having created and charged nothing.
+
+    KIE's "Reached the limit for concurrent generations", and "Please try again later. You can upgrade
+    to Standard membership to start generating now." (free accounts).
+    """
+    return bool(message and _CAPACITY.search(message))
+
+
+#: The earlier name of :func:`is_capacity_message`.
+is_concurrency_limit_message = is_capacity_message
+
+
+def is_bad_input_message(message: str | None) -> bool:
+    """Whether ``message`` is KIE's refusal of an input ("Incorrect image format.", "Unsupported width or height")."""
+    return bool(message and _BAD_INPUT.search(message))
+
+
+def usage_cap_period(message: str | None) -> str | None:
+    """The cap a 429's ``message`` says is reached (``hourly``, ``daily``, ``total``, ``usage``); ``None`` if none.
+
+    ``None`` means the message reads as the ordinary rate limit ("Too many requests"), which is retried.
+    """
+    if not message or not _CAP_REACHED.search(message):
+        return None
+    period = _CAP_PERIOD.search(message)
+    if period is not None:
+        return ("hourly", "daily", "total")[(period.lastindex or 1) - 1]
+    return "usage" if _CAP_OTHER.search(message) else None
+
+
+def is_access_refused_message(message: str | None) -> bool:
+    """Whether ``message`` is KIE's 401 "You do not have access permissions" (key, or IP whitelist)."""
+    return bool(message and _ACCESS_REFUSED.search(message))
 
 
 def is_not_extendable_message(message: str | None) -> bool:
@@ -241,12 +330,19 @@ def is_not_available_message(message: str | None) -> bool:
 def error_class_for_code(code: int, message: str = "", path: str = "") -> type[RunwayApiError]:
     """Map an effective error code, with the API's message and the request path, to its exception class.
 
-    The message picks the classes KIE gives no code of their own: the concurrency limit, a refused
-    extension, and (on an Aleph path) Aleph not being served, which a 404 or 505 from Aleph's create
-    endpoint also means.
+    The message picks the classes KIE gives no code of their own: no capacity now (the concurrency
+    limit, or the free accounts' "try again later"), an input KIE cannot use, a usage cap reached (a
+    429 that is not the rate limit), a refused extension, and (on an Aleph path) Aleph not being
+    served, which a 404 or 505 from Aleph's create endpoint also means. On a status read (a path with
+    ``/record``) a 5xx keeps its code's class: the task, not the read, is what failed there.
     """
-    if code == 400 and is_concurrency_limit_message(message):
+    worded = code in (400, 422) or (code in (500, 501) and "/record" not in path)
+    if worded and is_capacity_message(message):
         return RunwayConcurrencyLimitError
+    if worded and is_bad_input_message(message):
+        return RunwayBadInputError
+    if code == 429 and usage_cap_period(message) is not None:
+        return RunwayUsageCapError
     if code in (400, 422, 501) and is_not_extendable_message(message):
         return RunwayNotExtendableError
     if path.startswith(ALEPH_PATH_PREFIX) and code not in (408, 429, 455):

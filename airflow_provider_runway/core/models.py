@@ -316,7 +316,9 @@ class ExtendRequest(_Request):
     """Continue a finished Runway video (``source_task_id``) with a new prompt.
 
     ``source_quality`` is the source video's quality when known (e.g. ``RunwayTask.quality``); it is
-    not sent, but a 1080p source is refused here because KIE cannot extend it.
+    not sent, but a 1080p source is refused here because KIE cannot extend it. ``image_url`` and
+    ``expand_prompt`` are sent (as ``imageUrl`` and ``expandPrompt``) only when given, as KIE's
+    current extend example does.
     """
 
     source_task_id: str
@@ -325,6 +327,8 @@ class ExtendRequest(_Request):
     water_mark: str = ""
     callback_url: str | None = None
     source_quality: str | None = None
+    image_url: str | None = None
+    expand_prompt: bool | None = None
     limits: ValidationLimits = field(default=DEFAULT_LIMITS, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -334,12 +338,17 @@ class ExtendRequest(_Request):
         check_quality(self.quality, None)
         object.__setattr__(self, "water_mark", check_water_mark(self.water_mark))
         check_url(self.callback_url, "callback_url")
+        check_url(self.image_url, "image_url")
+        if self.expand_prompt is not None:
+            check_bool(self.expand_prompt, "expand_prompt")
 
     def to_payload(self) -> dict[str, Any]:
         return self._compact(
             {
                 "taskId": self.source_task_id,
                 "prompt": self.prompt,
+                "imageUrl": self.image_url,
+                "expandPrompt": self.expand_prompt,
                 "quality": self.quality,
                 "waterMark": self.water_mark,
                 "callBackUrl": self.callback_url,
@@ -354,6 +363,8 @@ class ExtendRequest(_Request):
             quality=payload.get("quality", "720p"),
             water_mark=payload.get("waterMark", ""),
             callback_url=payload.get("callBackUrl") or None,
+            image_url=payload.get("imageUrl") or None,
+            expand_prompt=payload.get("expandPrompt"),
             limits=limits,
         )
 

@@ -30,6 +30,7 @@ PLACEHOLDERS: dict[str, Any] = {
     "water_mark": "",
     "seed": None,
     "upload_cn": False,
+    "expand_prompt": None,
 }
 
 
@@ -53,9 +54,17 @@ def coerce_rendered(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
     text = value.strip()
-    if name == "upload_cn" and text.lower() in ("true", "false"):
+    if name in ("upload_cn", "expand_prompt") and text.lower() in ("true", "false"):
         return text.lower() == "true"
-    optional = ("seed", "image_url", "reference_image", "callback_url", "aspect_ratio", "source_quality")
+    optional = (
+        "seed",
+        "image_url",
+        "reference_image",
+        "callback_url",
+        "aspect_ratio",
+        "source_quality",
+        "expand_prompt",
+    )
     if name in optional and text in ("", "None"):
         return None
     return value

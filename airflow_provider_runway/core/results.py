@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from airflow_provider_runway.core.errors import is_concurrency_limit_message, is_not_extendable_message
+from airflow_provider_runway.core.errors import is_bad_input_message, is_capacity_message, is_not_extendable_message
 from airflow_provider_runway.core.models import QUALITIES, is_http_url, is_task_id
 
 
@@ -102,8 +102,17 @@ class RunwayTask:
 
     @property
     def failed_for_concurrency(self) -> bool:
-        """Failed because the account's concurrent generations were all busy; nothing was generated."""
-        return self.status is TaskStatus.FAILED and is_concurrency_limit_message(self.fail_message)
+        """Failed because KIE had no capacity for it (every generation slot of the account busy, or the
+        free accounts' "Please try again later ..."); nothing was generated or charged."""
+        return self.status is TaskStatus.FAILED and is_capacity_message(self.fail_message)
+
+    @property
+    def failed_for_bad_input(self) -> bool:
+        """Failed because KIE cannot use an input ("Incorrect image format.", "Unsupported width or height...").
+
+        A new task with the same input fails the same way, so such a failure is not worth a retry.
+        """
+        return self.status is TaskStatus.FAILED and is_bad_input_message(self.fail_message)
 
     @property
     def failed_not_extendable(self) -> bool:
@@ -210,6 +219,15 @@ def _id(value: Any) -> str | None:
     return text if is_task_id(text) else None
 
 
+def _parent_id(*values: Any) -> str | None:
+    """The first of ``values`` that is a task id; ``0`` and ``"0"`` mean "no parent" as ``""`` does."""
+    for value in values:
+        found = _id(value)
+        if found is not None and found != "0":
+            return found
+    return None
+
+
 def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes")
@@ -247,6 +265,10 @@ def _finish(task: RunwayTask, raw_video_url: str | None = None) -> RunwayTask:
 def parse_runway_record(data: Any, task_id: str | None = None) -> RunwayTask:
     """Normalise a Runway ``record-detail`` ``data`` object (or the seed's flat variant).
 
+    The task's id is ``taskId``, or ``id`` in the shape one of KIE's current examples shows; the
+    parent of an extension is ``parentTaskId``, or ``parentId`` (top level or in ``generateParam``),
+    where ``0`` or ``""`` means none.
+
     :param task_id: the id asked about; kept as the task's id. Without it the body's id is used.
     """
     record = _as_mapping(data)
@@ -265,14 +287,14 @@ def parse_runway_record(data: Any, task_id: str | None = None) -> RunwayTask:
     # has not finished has not completed, whatever the field holds.
     generate_time = parse_time(record.get("generateTime")) if status.is_terminal else None
     task = RunwayTask(
-        task_id=task_id or _id(record.get("taskId")) or _id(info.get("taskId")) or "",
+        task_id=task_id or _id(record.get("taskId")) or _id(info.get("taskId")) or _id(record.get("id")) or "",
         family=TaskFamily.RUNWAY,
         status=status,
         raw_state=raw_state,
         video_url=_url(raw_video_url),
         image_url=image_url,
         video_id=_id(info.get("videoId")) or _id(record.get("videoId")),
-        parent_task_id=_id(record.get("parentTaskId")),
+        parent_task_id=_parent_id(record.get("parentTaskId"), record.get("parentId"), params.get("parentId")),
         fail_code=fail_code if status is TaskStatus.FAILED else None,
         fail_message=fail_message if status is TaskStatus.FAILED else None,
         expired=_flag(record.get("expireFlag")),

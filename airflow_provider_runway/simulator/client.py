@@ -70,7 +70,9 @@ class SimulatorClient:
         ``credit``, ``download-url``, ``files``, ``file-stream-upload``, ``file-url-upload``,
         ``file-base64-upload``, ``tempfile`` (uploaded files), an API path, or ``*``. ``kind``: ``http500``,
         ``http455``, ``http408``, ``http429`` (with ``retry_after``), ``malformed_json``, ``html_error``, ``slow``
-        (with ``delay``), ``drop``, ``drop_after``. Without count or fraction, ``count=1``.
+        (with ``delay``), ``drop``, ``drop_after``, ``cap_hourly`` / ``cap_daily`` / ``cap_total`` (a 429 for a
+        reached usage cap of the key), ``ip_refused`` (KIE's 401 to an address off the key's IP whitelist).
+        Without count or fraction, ``count=1``.
         """
         if count is None and fraction is None:
             count = 1

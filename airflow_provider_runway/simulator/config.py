@@ -14,7 +14,15 @@ RANDOM_FAILURE_MESSAGE = "Internal error during generation, please try again"
 
 ERROR_STYLES: tuple[str, ...] = ("body", "http")
 CONCURRENCY_MODES: tuple[str, ...] = ("refuse", "fail_task")
-RECORD_STYLES: tuple[str, ...] = ("documented", "variant")
+RECORD_STYLES: tuple[str, ...] = ("documented", "variant", "ids")
+#: KIE's message when an account's generation slots are all busy (the default ``concurrency_message``).
+CONCURRENCY_MESSAGE = "Reached the limit for concurrent generations"
+#: The capacity message KIE sends free accounts instead.
+FREE_ACCOUNT_CAPACITY_MESSAGE = (
+    "Please try again later. You can upgrade to Standard membership to start generating now."
+)
+#: Periods of a key's usage cap (KIE lets an account cap each key hourly, daily and in total).
+USAGE_CAP_PERIODS: tuple[str, ...] = ("hourly", "daily", "total")
 #: How the Aleph endpoints answer: served, or one of the ways a discontinued model may be refused.
 ALEPH_MODES: tuple[str, ...] = ("on", "404", "422", "505")
 
@@ -47,9 +55,16 @@ class SimulatorConfig:
     :param concurrency_error_code: code of a create refused by the concurrency limit (400 as KIE
         reports it, or 429).
     :param concurrency_mode: ``"fail_task"`` (KIE's current behaviour) accepts a create over the
-        limit (no charge) and the task fails at once with code 400 and "Reached the limit for
-        concurrent generations", callback included; ``"refuse"`` answers the create itself with
-        ``concurrency_error_code``.
+        limit (no charge) and the task fails at once with code 400 and ``concurrency_message``,
+        callback included; ``"refuse"`` answers the create itself with ``concurrency_error_code``.
+    :param concurrency_message: what KIE says when the account has no free slot: "Reached the limit
+        for concurrent generations", or :data:`FREE_ACCOUNT_CAPACITY_MESSAGE` as free accounts see it.
+    :param usage_cap_creates: most create requests per key within ``usage_cap_period`` (KIE's per-key
+        usage caps); more get HTTP 429 with a message naming the cap and no ``Retry-After``. 0 turns
+        the cap off.
+    :param usage_cap_period: ``"hourly"``, ``"daily"`` (simulated hours and days) or ``"total"``.
+    :param allowed_ips: comma-separated client addresses the keys accept (KIE's IP whitelist); a
+        request from any other address gets 401 "You do not have access permissions". Empty: any.
     :param rate_limit_creates: most create requests (generate, extend, Aleph generate) per key within
         ``rate_limit_window``; more are refused with HTTP 429 and ``Retry-After``, not queued. 0 or
         ``None`` turns the limit off.
@@ -58,7 +73,9 @@ class SimulatorConfig:
     :param record_style: ``"documented"`` sends the status shapes of the reference; ``"variant"``
         sends the shapes some clients report instead: Runway ``status`` for ``state``, a flat
         ``videoUrl``/``imageUrl``, ``failCode`` as a string (``""`` when none); Aleph ``errorCode``
-        null while in progress.
+        null while in progress. ``"ids"`` sends Runway records as one of KIE's current examples
+        does: ``id`` and ``parentId`` (also in ``generateParam``; 0 when none) and no ``taskId``
+        or ``parentTaskId`` anywhere.
     :param starting_credits: credits of a new account.
     :param retention_seconds: time after completion until ``expireFlag`` is 1 and files are gone.
     :param webhook_hmac_key: when set, callbacks carry ``X-Webhook-Timestamp`` and ``X-Webhook-Signature``.
@@ -107,6 +124,10 @@ class SimulatorConfig:
     concurrency_limit: int = 10
     concurrency_error_code: int = 400
     concurrency_mode: str = "fail_task"
+    concurrency_message: str = CONCURRENCY_MESSAGE
+    usage_cap_creates: int = 0
+    usage_cap_period: str = "daily"
+    allowed_ips: str = ""
     rate_limit_creates: int | None = 20
     rate_limit_window: float = 10.0
     record_style: str = "documented"
@@ -161,6 +182,12 @@ class SimulatorConfig:
             raise ValueError(f"concurrency_mode must be one of {CONCURRENCY_MODES}, got {self.concurrency_mode!r}")
         if self.record_style not in RECORD_STYLES:
             raise ValueError(f"record_style must be one of {RECORD_STYLES}, got {self.record_style!r}")
+        if self.usage_cap_period not in USAGE_CAP_PERIODS:
+            raise ValueError(f"usage_cap_period must be one of {USAGE_CAP_PERIODS}, got {self.usage_cap_period!r}")
+        if self.usage_cap_creates < 0:
+            raise ValueError("usage_cap_creates must be >= 0 (0 = no cap)")
+        if not self.concurrency_message.strip():
+            raise ValueError("concurrency_message must not be empty")
         if self.aleph_mode not in ALEPH_MODES:
             raise ValueError(f"aleph_mode must be one of {ALEPH_MODES}, got {self.aleph_mode!r}")
         if self.rate_limit_creates is not None and self.rate_limit_creates < 0:
@@ -181,6 +208,11 @@ class SimulatorConfig:
             raise ValueError("callback_attempts must be >= 1, callback_timeout and callback_scan_interval > 0")
         if self.video_size_bytes is not None and not 0 <= self.video_size_bytes <= 512 * 1024 * 1024:
             raise ValueError("video_size_bytes must be within [0, 512 MiB]")
+
+    @property
+    def allowed_ip_set(self) -> frozenset[str]:
+        """``allowed_ips`` as a set; empty when every address is allowed."""
+        return frozenset(part.strip() for part in self.allowed_ips.split(",") if part.strip())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (the webhook key is shown as set or not, never in clear)."""

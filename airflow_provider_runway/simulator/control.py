@@ -12,7 +12,9 @@ GET      /_sim/counters                 requests per endpoint and per task, task
 POST     /_sim/reset                    forget tasks, accounts, counters, faults and the pause
 POST     /_sim/pause, /_sim/resume      hold tasks in ``generating``; release them (they finish at once)
 GET      /_sim/faults                   active fault rules
-POST     /_sim/faults                   ``{"endpoint", "kind", "count" | "fraction", "retry_after", "delay"}``
+POST     /_sim/faults                   ``{"endpoint", "kind", "count" | "fraction", "retry_after", "delay"}``;
+                                       kinds in ``faults.FAULT_KINDS`` (``cap_daily``: a reached usage cap,
+                                       ``ip_refused``: KIE's 401 to an address off the IP whitelist, ...)
 DELETE   /_sim/faults                   remove every rule
 GET      /_sim/tasks, /_sim/tasks/{id}  task details with ``completes_at`` (epoch seconds)
 POST     /_sim/tasks/{id}/fail          ``{"code": 400, "message": "...", "immediate": true}``

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_runway.simulator.config import RANDOM_FAILURE_MESSAGE, SimulatorConfig
+from airflow_provider_runway.simulator.config import CONCURRENCY_MESSAGE, RANDOM_FAILURE_MESSAGE, SimulatorConfig
 
 #: Credits per second of Runway video by quality.
 RUNWAY_CREDITS_PER_SECOND: dict[str, int] = {"720p": 12, "1080p": 14}
@@ -27,10 +27,15 @@ ALEPH_CREDITS = 60
 EXTEND_SECONDS = 5
 ALEPH_SECONDS = 5
 
-CONCURRENCY_MESSAGE = "Reached the limit for concurrent generations"
 #: Default code and message of random failures (``failure_code`` / ``failure_message``).
 RANDOM_FAILURE = (400, RANDOM_FAILURE_MESSAGE)
 RATE_LIMIT_MESSAGE = "Too many requests: at most {limit} new requests per {window:g} seconds per account"
+#: The simulator's wording of a reached usage cap (KIE documents the caps, not their wording).
+USAGE_CAP_MESSAGE = "Your API key has reached its {period} usage limit"
+#: KIE's 401 for a request from an address outside the key's IP whitelist (the same as for a bad key).
+ACCESS_REFUSED_MESSAGE = "You do not have access permissions"
+#: Simulated seconds of each usage cap period (``total`` never resets).
+USAGE_CAP_SECONDS: dict[str, float] = {"hourly": 3600.0, "daily": 86400.0}
 
 RUNWAY = "runway"
 ALEPH = "aleph"
@@ -105,6 +110,8 @@ class Account:
     recent_creates: deque[float] = field(default_factory=deque)
     rate_limited: int = 0
     concurrency_failures: int = 0
+    usage_creates: deque[float] = field(default_factory=deque)
+    usage_capped: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,7 @@ class SimEngine:
         self.faults_fired: Counter[str] = Counter()
         self.uploads: Counter[str] = Counter()
         self.upload_bytes = 0
+        self.ip_refused = 0
         self._created = 0
         self._callback_heap: list[tuple[float, str]] = []
 
@@ -165,11 +173,13 @@ class SimEngine:
         return found
 
     def admit_create(self, account: Account) -> None:
-        """Count a create request against the key's rate limit; over it, raise an HTTP 429 :class:`SimError`.
+        """Count a create against the key's usage cap and rate limit; over either, raise a 429 :class:`SimError`.
 
         A refused request does not take a slot (KIE does not queue it), so a client that waits
-        ``Retry-After`` seconds gets through.
+        ``Retry-After`` seconds gets through the rate limit. A reached usage cap has no ``Retry-After``:
+        it lasts until its period ends.
         """
+        self._admit_usage(account)
         limit, window = self.config.rate_limit_creates, self.config.rate_limit_window
         if not limit:
             return
@@ -187,6 +197,28 @@ class SimEngine:
                 headers={"Retry-After": str(retry_after)},
             )
         recent.append(now)
+
+    def _admit_usage(self, account: Account) -> None:
+        cap, period = self.config.usage_cap_creates, self.config.usage_cap_period
+        if not cap:
+            return
+        now = self.clock()
+        used = account.usage_creates
+        if period in USAGE_CAP_SECONDS:
+            span = self.scaled(USAGE_CAP_SECONDS[period])
+            while used and used[0] <= now - span:
+                used.popleft()
+        if len(used) >= cap:
+            account.usage_capped += 1
+            raise SimError(429, f"{USAGE_CAP_MESSAGE.format(period=period)} ({cap} requests)", http=True)
+        used.append(now)
+
+    def refuse_address(self, remote: str | None) -> None:
+        """Raise KIE's 401 when ``allowed_ips`` is set and ``remote`` is not in it."""
+        allowed = self.config.allowed_ip_set
+        if allowed and remote not in allowed:
+            self.ip_refused += 1
+            raise SimError(401, ACCESS_REFUSED_MESSAGE)
 
     def running_count(self, account: Account) -> int:
         now = self.clock()
@@ -219,7 +251,8 @@ class SimEngine:
         limit = cfg.concurrency_limit
         over_limit = bool(limit) and self.running_count(account) >= limit
         if over_limit and cfg.concurrency_mode == "refuse":
-            raise SimError(cfg.concurrency_error_code, f"{CONCURRENCY_MESSAGE} (limit {limit})")
+            shown = f" (limit {limit})" if cfg.concurrency_message == CONCURRENCY_MESSAGE else ""
+            raise SimError(cfg.concurrency_error_code, f"{cfg.concurrency_message}{shown}")
         cost = 0 if over_limit else credit_cost(kind, duration, quality)
         if account.credits < cost:
             raise SimError(
@@ -259,7 +292,7 @@ class SimEngine:
             cost=cost,
         )
         if over_limit:
-            task.failure = (400, CONCURRENCY_MESSAGE)
+            task.failure = (400, cfg.concurrency_message)
             task.forced = task.create_failed = True
             task.t_queue = task.t_gen = task.t_done = now
         self.tasks[task_id] = task
@@ -411,6 +444,8 @@ class SimEngine:
             "concurrency_failures": {a.label: a.concurrency_failures for a in self.accounts.values()},
             "rate_limited": {a.label: a.rate_limited for a in self.accounts.values()},
             "rate_limited_total": sum(a.rate_limited for a in self.accounts.values()),
+            "usage_capped": {a.label: a.usage_capped for a in self.accounts.values()},
+            "ip_refused": self.ip_refused,
             "credits_spent": {a.label: a.credits_spent for a in self.accounts.values()},
             "credits_left": {a.label: a.credits for a in self.accounts.values()},
             "faults_fired": dict(self.faults_fired),

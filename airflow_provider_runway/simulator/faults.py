@@ -17,6 +17,10 @@ FAULT_KINDS: tuple[str, ...] = (
     "slow",
     "drop",
     "drop_after",
+    "cap_hourly",
+    "cap_daily",
+    "cap_total",
+    "ip_refused",
 )
 
 #: Endpoint names used by counters and fault rules, by path.
@@ -66,7 +70,10 @@ class FaultRule:
 
     ``slow`` delays by ``delay`` seconds then answers normally; ``drop`` closes the connection
     without answering; ``drop_after`` processes the request (a create does create a task) and then
-    closes the connection; ``http429`` sends ``Retry-After: retry_after``.
+    closes the connection; ``http429`` sends ``Retry-After: retry_after``. ``cap_hourly``,
+    ``cap_daily`` and ``cap_total`` answer HTTP 429 for a reached usage cap of the key (no
+    ``Retry-After``); ``ip_refused`` answers 401 "You do not have access permissions", as KIE does
+    to an address outside the key's IP whitelist.
     """
 
     endpoint: str

@@ -28,7 +28,16 @@ from airflow_provider_runway.core.models import AlephRequest, ExtendRequest, Gen
 from airflow_provider_runway.simulator.callbacks import CallbackDispatcher
 from airflow_provider_runway.simulator.config import SimulatorConfig
 from airflow_provider_runway.simulator.control import add_control_routes
-from airflow_provider_runway.simulator.engine import ALEPH, RUNWAY, Account, SimEngine, SimError, Task
+from airflow_provider_runway.simulator.engine import (
+    ACCESS_REFUSED_MESSAGE,
+    ALEPH,
+    RUNWAY,
+    USAGE_CAP_MESSAGE,
+    Account,
+    SimEngine,
+    SimError,
+    Task,
+)
 from airflow_provider_runway.simulator.faults import FaultBook, FaultRule, endpoint_name
 from airflow_provider_runway.simulator.media import mp4_bytes, png_bytes
 from airflow_provider_runway.simulator.uploads import (
@@ -71,6 +80,7 @@ WIRE_NAMES: dict[str, str] = {
     "source_task_id": "taskId",
     "task_id": "taskId",
     "upload_cn": "uploadCn",
+    "expand_prompt": "expandPrompt",
 }
 _PYTHON_NAME = re.compile(r"\b(" + "|".join(WIRE_NAMES) + r")\b")
 EXTEND_1080P_MESSAGE = "Video generated after 1080P cannot be extended"
@@ -80,6 +90,9 @@ ALEPH_OFF_MESSAGES: dict[str, str] = {
     "505": "Runway Aleph is discontinued and no longer available on Kie AI",
 }
 MAX_FIELD_BYTES = 4096
+#: Wire fields that take an image, and KIE's answer to one that is not.
+IMAGE_FIELDS = frozenset({"imageUrl", "referenceImage"})
+INCORRECT_IMAGE_FORMAT_MESSAGE = "Incorrect image format."
 
 
 def check_upload_path_or_400(value: object) -> str:
@@ -274,6 +287,11 @@ class RunwaySimulator:
         if kind == "http429":
             headers = {"Retry-After": f"{rule.retry_after:g}"} if rule.retry_after is not None else None
             return _json(429, {"code": 429, "msg": "Too many requests", "data": None}, headers)
+        if kind.startswith("cap_"):
+            message = USAGE_CAP_MESSAGE.format(period=kind.removeprefix("cap_"))
+            return _json(429, {"code": 429, "msg": message, "data": None})
+        if kind == "ip_refused":
+            return self.error(401, ACCESS_REFUSED_MESSAGE)
         if kind == "malformed_json":
             return web.Response(
                 status=200, body=b'{"code":200,"msg":"success","data":{"taskId":', content_type="application/json"
@@ -287,6 +305,7 @@ class RunwaySimulator:
     # -- request helpers --------------------------------------------------------------------
 
     def _account(self, request: web.Request) -> Account:
+        self.engine.refuse_address(request.remote)
         return self.engine.authenticate(request.headers.get("Authorization"))
 
     async def _payload(self, request: web.Request) -> dict[str, Any]:
@@ -319,7 +338,8 @@ class RunwaySimulator:
 
     def _fetch_inputs(self, request: web.Request, **urls: str | None) -> None:
         """Pretend to download the inputs: hosts under ``.invalid`` (RFC 2606) cannot be fetched (451),
-        nor uploads of this simulator that are unknown or expired."""
+        nor uploads of this simulator that are unknown or expired; an upload of this simulator that is
+        not an image, given as an image, is KIE's 400 "Incorrect image format."."""
         for name, url in urls.items():
             parsed = urlparse(url) if url else None
             host = parsed.hostname if parsed else None
@@ -327,8 +347,11 @@ class RunwaySimulator:
                 raise SimError(451, f"Failed to fetch the input {name}: {truncate(str(url), 120)}")
             if parsed is None or parsed.netloc != request.host or not parsed.path.startswith(TEMPFILE_PREFIX):
                 continue
-            if self._uploaded(parsed.path) is None:
+            uploaded = self._uploaded(parsed.path)
+            if uploaded is None:
                 raise SimError(451, f"Failed to fetch the input {name}: the uploaded file is gone or unknown")
+            if name in IMAGE_FIELDS and not uploaded.mime_type.startswith("image/"):
+                raise SimError(400, INCORRECT_IMAGE_FORMAT_MESSAGE)
 
     def _query_task(self, request: web.Request, account: Account, family: str) -> Task:
         task_id = request.query.get("taskId", "").strip()
@@ -378,10 +401,12 @@ class RunwaySimulator:
             raise SimError(422, f"Only a successfully finished video can be extended (taskId is {shown})")
         if source.quality == "1080p":
             raise SimError(400, EXTEND_1080P_MESSAGE)
+        self._fetch_inputs(request, imageUrl=req.image_url)
+        expand_prompt = True if req.expand_prompt is None else req.expand_prompt
         task = self.engine.create(
             account,
             kind="extend",
-            params={"prompt": req.prompt, "imageUrl": "", "expandPrompt": True},
+            params={"prompt": req.prompt, "imageUrl": req.image_url or "", "expandPrompt": expand_prompt},
             duration=5,
             quality=req.quality,
             aspect_ratio=source.aspect_ratio,
@@ -654,7 +679,19 @@ class RunwaySimulator:
             info = record.pop("videoInfo") or {}
             record["videoUrl"], record["imageUrl"] = info.get("videoUrl", ""), info.get("imageUrl", "")
             record["failCode"] = str(failure[0]) if failure else ""
+        elif self.config.record_style == "ids":
+            return self._with_ids(record)
         return record
+
+    @staticmethod
+    def _with_ids(record: dict[str, Any]) -> dict[str, Any]:
+        """``record`` as one of KIE's current examples shows it: ``id`` and ``parentId``, no ``taskId``."""
+        parent = record.pop("parentTaskId") or 0
+        shaped = {"id": record.pop("taskId"), "parentId": parent, **record}
+        shaped["generateParam"] = {**record["generateParam"], "parentId": parent}
+        if shaped["videoInfo"]:
+            shaped["videoInfo"] = {k: v for k, v in shaped["videoInfo"].items() if k != "taskId"}
+        return shaped
 
     def aleph_record(self, task: Task) -> dict[str, Any]:
         """The ``data`` of Aleph ``record-info`` for ``task``."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import itertools
 import json
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 from airflow.providers.common.compat.sdk import DAG, XComArg
 
 from airflow_provider_runway.operators.runway import (
@@ -237,3 +238,116 @@ def test_a_busy_account_makes_the_operator_wait_not_fail(
         assert counter(sim, "concurrency_failures") >= 1  # accepted, then failed for the limit, then replaced
     else:
         assert counters["requests"]["generate"] >= 3  # the blocker, at least one refusal, the create
+
+
+# -- issue 23: KIE's current pages (items 7-10) ----------------------------------------------------------
+
+FREE_ACCOUNT = "Please try again later. You can upgrade to Standard membership to start generating now."
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_reached_usage_cap_fails_the_task_at_once_naming_the_cap(
+    deferrable: bool, runway_sim_factory: Any, monkeypatch: Any, run_dag: Any, ti_states: Any, failures: Any
+) -> None:
+    sim = runway_sim_factory(usage_cap_creates=1, usage_cap_period="daily")
+    use_sim(sim, monkeypatch)
+    occupy_slot(sim)  # the key's one create of the day
+    with new_dag("cap") as dag:
+        RunwayGenerateOperator(
+            task_id="gen",
+            prompt="A fox",
+            deferrable=deferrable,
+            retries=2,
+            retry_delay=timedelta(0),
+            timeout=3,  # before the fix the 429 was retried, then waited for, until this deadline
+            runway_retry_delay=0.05,
+            on_failure_callback=failures[0],
+            **FAST,
+        )
+    dr = run_dag(dag)
+    assert ti_states(dr) == {"gen": ("failed", 1)}
+    [message] = failures[1]
+    assert "AirflowFailException" in message and "daily usage cap" in message and "not retried" in message
+    counters = SimulatorClient(sim.url).counters()
+    assert counters["requests"]["generate"] == 2  # the blocker's and the operator's one request: no HTTP retry
+    assert counter(sim, "tasks_created") == 1
+
+
+def test_an_address_off_the_ip_whitelist_fails_naming_the_whitelist(
+    runway_sim_factory: Any, monkeypatch: Any, run_dag: Any, ti_states: Any, failures: Any
+) -> None:
+    sim = runway_sim_factory(allowed_ips="10.0.0.7")
+    use_sim(sim, monkeypatch)
+    with new_dag("ip") as dag:
+        RunwayGenerateOperator(task_id="gen", prompt="A fox", retries=2, on_failure_callback=failures[0], **FAST)
+    dr = run_dag(dag)
+    assert ti_states(dr) == {"gen": ("failed", 1)}
+    [message] = failures[1]
+    assert "You do not have access permissions" in message
+    assert "check the API key, and the key's IP whitelist in KIE's dashboard" in message
+    assert SimulatorClient(sim.url).counters()["ip_refused"] == 1
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_the_free_account_capacity_message_makes_the_operator_wait_not_fail(
+    deferrable: bool, runway_sim_factory: Any, monkeypatch: Any, run_dag: Any, ti_states: Any, xcom: Any
+) -> None:
+    sim = runway_sim_factory(
+        concurrency_limit=1, concurrency_mode="fail_task", concurrency_message=FREE_ACCOUNT, generating_seconds=10
+    )
+    use_sim(sim, monkeypatch)
+    blocker = occupy_slot(sim)
+    with new_dag("free") as dag:
+        RunwayGenerateOperator(task_id="gen", prompt="A fox", deferrable=deferrable, retries=0, poll_interval=0.2)
+    dr = run_dag(dag)
+    assert ti_states(dr) == {"gen": ("success", 1)}
+    assert xcom(dr, "gen", "task_id") != blocker
+    assert counter(sim, "tasks_created") == 2  # none paid twice
+    assert counter(sim, "concurrency_failures") >= 1  # failed with the free accounts' message, then replaced
+
+
+@pytest.mark.runway_sim(record_style="ids")
+def test_the_parent_of_an_extension_is_read_from_parent_id(runway_conn: Any, run_dag: Any, xcom: Any) -> None:
+    with new_dag("ids") as dag:
+        gen = RunwayGenerateOperator(task_id="gen", prompt="A paper boat", **FAST)
+        RunwayExtendOperator(task_id="ext", source_task_id=XComArg(gen, key="task_id"), prompt="It sails", **FAST)
+    dr = run_dag(dag)
+    source = xcom(dr, "gen", "task_id")
+    assert xcom(dr, "ext", "parent_task_id") == source
+    record = api(runway_conn, f"/api/v1/runway/record-detail?taskId={xcom(dr, 'ext', 'task_id')}")
+    assert "parentTaskId" not in record and record["parentId"] == source
+
+
+def test_an_upload_that_is_not_an_image_fails_the_task_once_with_kies_words(
+    runway_conn: Any, run_dag: Any, ti_states: Any, failures: Any
+) -> None:
+    uploaded = requests.post(
+        f"{runway_conn.url}/api/file-stream-upload",
+        headers={"Authorization": f"Bearer {SIM_API_KEY}"},
+        files={"file": ("notes.txt", b"not an image")},
+        data={"uploadPath": "in"},
+        timeout=10,
+    ).json()["data"]["downloadUrl"]
+    with new_dag("badimage") as dag:
+        RunwayGenerateOperator(
+            task_id="gen", prompt="A fox", image_url=uploaded, retries=2, on_failure_callback=failures[0], **FAST
+        )
+    dr = run_dag(dag)
+    assert ti_states(dr) == {"gen": ("failed", 1)}
+    assert "Incorrect image format." in failures[1][0]
+    assert SimulatorClient(runway_conn.url).counters()["requests"]["generate"] == 1
+
+
+def test_the_hook_sends_extends_image_url_and_expand_prompt(runway_conn: Any) -> None:
+    from airflow_provider_runway.core import ExtendRequest, GenerateRequest
+    from airflow_provider_runway.hooks.runway import RunwayHook
+
+    hook = RunwayHook()
+    source = hook.create_task(GenerateRequest(prompt="A paper boat"))
+    SimulatorClient(runway_conn.url).wait_for(source, "success")
+    image = f"{runway_conn.url}/files/{source}.png"
+    extension = hook.create_task(
+        ExtendRequest(source_task_id=source, prompt="And then", image_url=image, expand_prompt=False)
+    )
+    params = api(runway_conn, f"/api/v1/runway/record-detail?taskId={extension}")["generateParam"]
+    assert (params["imageUrl"], params["expandPrompt"]) == (image, False)
