@@ -271,7 +271,12 @@ def verdicts(results: Sequence[PhaseResult], poll_interval: float) -> list[str]:
         )
     for r in results:
         if r.blocked:
-            lines.append(f"{r.phase}: blocked-loop warnings (s after the phase started, s blocked): {r.blocked}")
+            lengths = [seconds for _, seconds in r.blocked]
+            lines.append(
+                f"{r.phase}: {len(lengths)} blocked-loop warnings, {sum(lengths):.1f} s blocked in all, longest "
+                f"{max(lengths):.2f} s, {sum(s >= 1.0 for s in lengths)} of 1 s or more; "
+                f"first at {r.blocked[0][0]:g} s into the phase (each one in the JSON)"
+            )
         checks = [
             ("blocked-loop warnings 0", r.blocked_warnings == 0),
             ("all ended ok", r.states == {"success": r.count}),
@@ -684,6 +689,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "TRIGGERER_REAL_POLL_INTERVAL": str(args.poll_interval),
                 "TRIGGERER_REAL_MULTIPLE_OUTPUTS": str(not args.single_output),
                 "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, args.count)),
+                # Airflow's defaults, not the end-to-end suite's 1 s heartbeat and 5 s health threshold (set there
+                # so a killed triggerer's triggers are adopted quickly): a deployment's triggerer as it runs.
+                "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "5",
+                "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             },
         )

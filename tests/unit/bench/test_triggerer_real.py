@@ -123,7 +123,11 @@ def test_verdicts_hold_the_issue_targets() -> None:
     paid_twice = phase(creations=5)
     failed = phase(states={"success": 3, "failed": 1})
     assert "detect p99 <= poll + 1 s (6 s): FAIL" in triggerer_real.verdicts([late], 5.0)[0]
-    assert "(12.0, 0.3)" in triggerer_real.verdicts([blocked], 5.0)[0]
+    blocked_lines = triggerer_real.verdicts([phase(blocked_warnings=2, blocked=[(12.0, 0.3), (40.5, 8.2)])], 5.0)
+    assert blocked_lines[0] == (
+        "runway: 2 blocked-loop warnings, 8.5 s blocked in all, longest 8.20 s, 1 of 1 s or more; "
+        "first at 12 s into the phase (each one in the JSON)"
+    )
     assert "blocked-loop warnings 0: FAIL" in triggerer_real.verdicts([blocked], 5.0)[1]
     assert "creations 1.00: FAIL" in triggerer_real.verdicts([paid_twice], 5.0)[0]
     assert "all ended ok: FAIL" in triggerer_real.verdicts([failed], 5.0)[0]
