@@ -267,7 +267,8 @@ def verdicts(results: Sequence[PhaseResult], poll_interval: float) -> list[str]:
         lines.append(
             f"triggerer CPU per 1,000 wait-minutes, runway / timedelta: {ratio:.2f} "
             f"(runway {runway.triggerer_per_kwm:.2f} s, timedelta {timer.triggerer_per_kwm:.2f} s; "
-            f"difference {runway.triggerer_per_kwm - timer.triggerer_per_kwm:.2f} s = what the HTTP reads cost)"
+            f"runway - timedelta {runway.triggerer_per_kwm - timer.triggerer_per_kwm:.2f} s: what the HTTP reads add, "
+            "within the run's noise when negative)"
         )
     for r in results:
         if r.blocked:
