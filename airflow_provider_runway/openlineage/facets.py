@@ -45,7 +45,8 @@ class RunwayRunFacet(RunFacet):
 
     @staticmethod
     def _get_schema() -> str:
-        return "https://raw.githubusercontent.com/apache/airflow/main/airflow/providers/openlineage/facets.json"
+        # A run facet with its own properties, which the base RunFacet schema allows (additionalProperties).
+        return "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunFacet"
 
 
 def datasets(locations: Iterable[str]) -> list[Dataset]:
