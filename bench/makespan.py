@@ -23,6 +23,11 @@ Run from the repository root with the project's test environment (Airflow 3.3)::
     .nox/tests-3-3-2/bin/python -m bench.makespan --quick    # 10 videos, A/B
     .nox/tests-3-3-2/bin/python -m bench.makespan --runs 4   # A/B/A/B/A/B/A/B
     .nox/tests-3-3-2/bin/python -m bench.makespan --variants ACB   # A/C/B/A/C/B
+    .nox/tests-3-3-2/bin/python -m bench.makespan --variants A --pools 10,20   # A, then A through a pool of 20
+
+With ``--pools 10,20`` each variant also runs through a pool of 20 against the account's 10: KIE refuses the
+excess creates, and the summary sets that run's worker-slot seconds per video and makespan against the
+uncontended run of the same variant (issue 21).
 
 (``bash scripts/test.sh -s tests-3.3.2 -- tests/unit/bench`` builds that environment on a clean clone.)
 
@@ -57,6 +62,7 @@ REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
 DAGS_FOLDER = REPO / "bench" / "makespan_dags"
 POOL = "runway_makespan"
+#: The account's concurrent generations in runway-sim, and the default pool size (uncontended: no create refused).
 POOL_SLOTS = 10
 EXECUTOR_SLOTS = 16
 QUEUEING_SECONDS = 2.0
@@ -198,6 +204,8 @@ class RunResult:
     #: Generations the simulator accepted (each one paid) and create requests it refused (over the limit).
     creations: int
     refused_creates: int
+    #: The pool's slots in this run (above POOL_SLOTS, KIE refuses the excess creates).
+    pool: int = POOL_SLOTS
     #: Medians per video, seconds (None when not measurable).
     first_create: float | None = None
     slot_to_create: float | None = None
@@ -216,6 +224,17 @@ class RunResult:
     @property
     def ratio(self) -> float:
         return self.makespan / self.limit
+
+    @property
+    def key(self) -> str:
+        """The variant, with ``@pool`` when the pool is larger than the account's limit (e.g. ``A@20``)."""
+        return self.variant if self.pool == POOL_SLOTS else f"{self.variant}@{self.pool}"
+
+    @property
+    def label(self) -> str:
+        """The run's name in the table: ``A0``, ``Aw0`` (a warm-up), ``A@20/1``."""
+        run = self.run_id.split("_")[2]
+        return f"{self.key}{'/' if self.pool != POOL_SLOTS else ''}{run}"
 
 
 def parse_time(value: str | None) -> float | None:
@@ -297,9 +316,20 @@ def sim_task_id(value: Any) -> str | None:
 
 
 def run_once(
-    stack: Any, sim: Any, variant: Variant, index: int, videos: int, timeout: float, warmup: bool = False
+    stack: Any,
+    sim: Any,
+    variant: Variant,
+    index: int,
+    videos: int,
+    timeout: float,
+    warmup: bool = False,
+    pool: int = POOL_SLOTS,
 ) -> RunResult:
-    """Trigger one run of ``variant``, wait for it, and measure it (a warm-up run is left out of the summary)."""
+    """Trigger one run of ``variant`` through a pool of ``pool`` slots, wait for it, and measure it.
+
+    A warm-up run is left out of the summary.
+    """
+    stack.request("PATCH", f"/pools/{POOL}", {"name": POOL, "slots": pool, "include_deferred": True})
     run_id = f"makespan_{variant.key}_{'w' if warmup else ''}{index}_{int(time.time())}"
     before = sim.counters()
     detections_before = set(detections(sim.url))
@@ -341,6 +371,7 @@ def run_once(
 
     result = RunResult(
         variant=variant.key,
+        pool=pool,
         run_id=run_id,
         state=state,
         videos=videos,
@@ -397,7 +428,7 @@ def fmt(value: float | None, digits: int = 1) -> str:
 
 def table(results: list[RunResult]) -> str:
     columns = [
-        ("run", lambda r: f"{r.variant}{r.run_id.split('_')[2]}"),
+        ("run", lambda r: r.label),
         ("state", lambda r: r.state),
         ("makespan s", lambda r: fmt(r.makespan)),
         ("/ limit", lambda r: fmt(r.ratio, 2)),
@@ -431,20 +462,25 @@ def summary(results: list[RunResult]) -> str:
     by_variant: dict[str, list[RunResult]] = {}
     warmups = [r for r in results if r.warmup]
     if warmups:
-        lines.append(f"(warm-up runs {', '.join(r.variant + r.run_id.split('_')[2] for r in warmups)} are left out)")
+        lines.append(f"(warm-up runs {', '.join(r.label for r in warmups)} are left out)")
     for result in results:
         if result.state == "success" and not result.warmup:
-            by_variant.setdefault(result.variant, []).append(result)
+            by_variant.setdefault(result.key, []).append(result)
     if len(results) - len(warmups) > sum(map(len, by_variant.values())):
         lines.append("(runs that did not succeed are left out of these figures)")
     for key, runs in by_variant.items():
         spans = [r.makespan for r in runs]
         slots = [r.worker_slot_seconds for r in runs]
+        pool = f", pool {runs[0].pool}" if runs[0].pool != POOL_SLOTS else ""
         lines.append(
-            f"{key} = {VARIANTS[key].label}: makespan {min(spans):.1f}-{max(spans):.1f} s "
+            f"{key} = {VARIANTS[runs[0].variant].label}{pool}: makespan {min(spans):.1f}-{max(spans):.1f} s "
             f"({min(spans) / runs[0].limit:.2f}-{max(spans) / runs[0].limit:.2f} x the limit), "
-            f"worker-slot s {min(slots):.0f}-{max(slots):.0f}"
+            f"worker-slot s {min(slots):.0f}-{max(slots):.0f}, "
+            f"creations/video {min(r.creations / r.videos for r in runs):.2f}-"
+            f"{max(r.creations / r.videos for r in runs):.2f}, refused creates "
+            f"{min(r.refused_creates for r in runs)}-{max(r.refused_creates for r in runs)}"
         )
+    lines += contention_ratios(by_variant)
     if "B" in by_variant:
         b_slots = statistics.mean(r.worker_slot_seconds for r in by_variant["B"])
         b_span = statistics.mean(r.makespan for r in by_variant["B"])
@@ -456,6 +492,23 @@ def summary(results: list[RunResult]) -> str:
                 f"{mean_slots / b_slots:.2f} (B holds {b_slots / mean_slots:.1f}x the worker time of {key})"
             )
     return "\n".join(lines)
+
+
+def contention_ratios(by_variant: dict[str, list[RunResult]]) -> list[str]:
+    """Each larger pool's means against the same variant's uncontended pool (issue 21's bounds: 1.5x, 1.25x)."""
+    lines = []
+    for key, runs in by_variant.items():
+        uncontended = by_variant.get(runs[0].variant)
+        if runs[0].pool == POOL_SLOTS or not uncontended:
+            continue
+        slots = statistics.mean(r.worker_slot_seconds / r.videos for r in runs)
+        base = statistics.mean(r.worker_slot_seconds / r.videos for r in uncontended)
+        ratio = statistics.mean(r.ratio for r in runs)
+        lines.append(
+            f"{key} vs {runs[0].variant} (means): worker-slot s per video {slots:.2f} vs {base:.2f} = "
+            f"{slots / base:.2f}x; makespan {ratio:.2f}x the physical limit"
+        )
+    return lines
 
 
 # -- main -------------------------------------------------------------------------------------------------
@@ -491,6 +544,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="10 videos, one run of each variant, no warm-up")
     parser.add_argument("--variants", default="AB", help="which variants, in the order they alternate (default AB)")
+    parser.add_argument(
+        "--pools",
+        default=str(POOL_SLOTS),
+        help=f"pool sizes to run each variant with, e.g. 10,20 (default {POOL_SLOTS}, the account's limit: a larger "
+        "pool lets more tasks start than KIE takes, so it refuses the excess creates)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp AIRFLOW_HOME and logs")
     parser.add_argument("--serve-sim", metavar="URL_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -503,6 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.videos, args.runs, args.warmup = 10, 1, 0
     variants = [VARIANTS[key] for key in args.variants.upper()]
+    pools = [int(size) for size in args.pools.split(",")]
 
     from airflow import __version__ as airflow_version
 
@@ -551,10 +611,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         timeout = max(600.0, 10 * math.ceil(args.videos / POOL_SLOTS) * GENERATION_SECONDS)
         schedule = [(index, True) for index in range(args.warmup)] + [(index, False) for index in range(args.runs)]
         for index, warmup in schedule:
-            for variant in variants:
-                result = run_once(stack, sim, variant, index, args.videos, timeout, warmup=warmup)
+            for variant, pool in [(variant, pool) for pool in pools for variant in variants]:
+                result = run_once(stack, sim, variant, index, args.videos, timeout, warmup=warmup, pool=pool)
                 results.append(result)
-                label = f"{variant.key}{'w' if warmup else ''}{index}"
+                label = result.label
                 print(
                     f"  {label}: {result.state}, makespan {fmt(result.makespan)} s, "
                     f"worker-slot {result.worker_slot_seconds:.0f} s",
@@ -574,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def report(results: list[RunResult], args: argparse.Namespace, airflow_version: str, started: float) -> None:
     header = (
         f"Batch makespan, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Airflow {airflow_version}, "
-        f"LocalExecutor {EXECUTOR_SLOTS} slots, SQLite; {args.videos} videos per run, pool {POOL_SLOTS} "
+        f"LocalExecutor {EXECUTOR_SLOTS} slots, SQLite; {args.videos} videos per run, pool {args.pools} "
         f"(deferred count), runway-sim {QUEUEING_SECONDS:g} s queueing + {GENERATING_SECONDS:g} s generating, "
         f"concurrency {POOL_SLOTS}; poll {args.poll_interval:g} s; physical limit "
         f"ceil({args.videos}/{POOL_SLOTS}) x {GENERATION_SECONDS:g} s = {results[0].limit:g} s; "

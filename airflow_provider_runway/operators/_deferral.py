@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_runway.core.retry import waits_for_capacity
 from airflow_provider_runway.core.wait import WaitDecision, WaitState, deadline_for
-from airflow_provider_runway.operators._capacity import create_again, settled, try_started_at
+from airflow_provider_runway.operators._capacity import CapacityWait
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
-from airflow_provider_runway.triggers.task_end import task_end_supported
+from airflow_provider_runway.triggers.task_end import task_end_supported, worker_end_reasons
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ EXECUTION_TIMEOUT_RESERVE = 5.0
 def defer(op: RunwayBaseOperator, context: Context, task_id: str) -> None:
     ti = context["ti"]
     try_number = getattr(ti, "try_number", None)
-    started = try_started_at(op, context)
+    started = op._try_started_at(context)
     limit = op.execution_timeout.total_seconds() if op.execution_timeout is not None else None
     end_time, source = deadline_for(
         time.time(),
@@ -54,10 +54,7 @@ def defer(op: RunwayBaseOperator, context: Context, task_id: str) -> None:
             expected_duration=op.expected_duration,
             duration=getattr(op._request, "duration", None),
             quality=getattr(op._request, "quality", None),
-            end_in_triggerer=ends_in_triggerer(op),
-            multiple_outputs=op.multiple_outputs,
-            do_xcom_push=op.do_xcom_push,
-            resume_record=resume_record(op, context),
+            task_end=task_end(op, context),
             wait_state=created_wait_state(op),
         ),
         method_name="execute_complete",
@@ -79,24 +76,39 @@ def created_wait_state(op: RunwayBaseOperator) -> dict[str, Any] | None:
 
 
 def resume_kwargs(op: RunwayBaseOperator, try_number: int | None) -> dict[str, Any] | None:
-    """What ``execute_complete`` needs from this try: its number, and a wait for a slot in progress."""
+    """What the resumed try needs: its number, a wait for a slot in progress, the uploaded inputs' URLs."""
     kwargs: dict[str, Any] = {}
     if try_number is not None:
         kwargs["deferred_try"] = try_number
-    if op._capacity_since is not None:
-        kwargs["capacity_since"] = op._capacity_since
-        kwargs["capacity_attempts"] = op._capacity_attempts
+    if op._capacity.waiting:
+        kwargs["capacity_since"] = op._capacity.since
+        kwargs["capacity_attempts"] = op._capacity.attempts
+    if op._uploaded:  # a create after a pause for capacity reuses the uploads
+        kwargs["uploaded"] = op._uploaded
     return kwargs or None
 
 
 def ends_in_triggerer(op: RunwayBaseOperator) -> bool:
-    """Whether nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``)."""
-    if not op.end_in_triggerer or op.download_to or op.on_success_callback or not task_end_supported():
+    """Whether nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``); logs why not."""
+    if not op.end_in_triggerer or not task_end_supported():
         return False
-    try:  # a mapped task downstream needs the length record a worker writes
-        return next(iter(op.iter_mapped_dependants()), None) is None
-    except Exception:  # no DAG attached (a bare operator in a test)
-        return True
+    reasons = (["download_to"] if op.download_to else []) + worker_end_reasons(op)
+    if reasons:
+        op.log.info("On success this task resumes on a worker, for: %s", ", ".join(reasons))
+        return False
+    op.log.info("On success this task ends in the triggerer (nothing is left for a worker)")
+    return True
+
+
+def task_end(op: RunwayBaseOperator, context: Context) -> dict[str, Any] | None:
+    """What the trigger needs to end the task itself (one plain-JSON value), or None to resume on a worker."""
+    if not ends_in_triggerer(op):
+        return None
+    return {
+        "multiple_outputs": op.multiple_outputs,
+        "do_xcom_push": op.do_xcom_push,
+        "resume_record": resume_record(op, context),
+    }
 
 
 def resume_record(op: RunwayBaseOperator, context: Context) -> str | None:
@@ -118,9 +130,10 @@ def finish_deferred(
 ) -> dict[str, Any]:
     """Turn the trigger's event into the return value, or into the matching failure.
 
-    A task KIE failed for the concurrency limit is created again, and the new task waited for.
+    A task KIE failed for the concurrency limit is created again after a pause in the triggerer, and the new
+    task waited for.
     """
-    op._capacity_since, op._capacity_attempts = capacity_since, capacity_attempts
+    op._capacity = CapacityWait(capacity_since, capacity_attempts)
     if deferred_try is not None and deferred_try != context["ti"].try_number:
         # Airflow 3.0 resumes the retry of a task whose resumed try failed with that earlier try's
         # event: start this try afresh instead (it attaches to the stored Runway task).
@@ -141,5 +154,5 @@ def complete(op: RunwayBaseOperator, context: Context, event: Mapping[str, Any])
     op.runway_task_id = str(event.get("task_id") or op.runway_task_id or "")
     decision = WaitDecision.from_event(event, op.runway_task_id)
     if decision.task is not None and waits_for_capacity(decision.task):
-        defer(op, context, settled(op, context, create_again(op, context, decision.task)))
+        op._pause_for_capacity(context, f"Runway task {decision.task.task_id} failed: {decision.task.fail_message}")
     return op._conclude(context, decision)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -65,9 +66,10 @@ from airflow_provider_runway.links.runway import (
     RUNWAY_TASK_ID_XCOM_KEY,
     RunwayTaskLink,
 )
-from airflow_provider_runway.operators._capacity import create_again, settled, wait_for_capacity
-from airflow_provider_runway.operators._deferral import defer, finish_deferred
+from airflow_provider_runway.operators._capacity import CapacityWait, pause_trigger
+from airflow_provider_runway.operators._deferral import defer, finish_deferred, resume_kwargs
 from airflow_provider_runway.operators._lineage import openlineage_facets, report_remote_failure, report_success
+from airflow_provider_runway.operators._resumable import remember
 from airflow_provider_runway.transfer.uploads import (
     INPUT_FIELDS,
     InputSource,
@@ -126,10 +128,11 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         seen about a second after it happens without more reads per video; ``None`` (the default) uses
         what the triggerer learned from earlier waits of the same family, duration and quality.
     :param end_in_triggerer: With ``deferrable``, let a successful task end in the triggerer, with the
-        same XComs, when nothing is left for a worker (no ``download_to``, no ``on_success_callback``,
-        no mapped task downstream) and the running Airflow supports task-end events. Failures and
-        timeouts always resume on a worker. Set False when listeners or a custom XCom backend must
-        see the result.
+        same XComs, when Airflow would do nothing more at a worker's end: no ``download_to``, outlets,
+        success or execute callbacks, execute hooks, ``map_index_template`` or mapped task downstream,
+        and no listener, custom XCom backend or lineage backend in the deployment (see
+        :func:`~airflow_provider_runway.triggers.task_end.worker_end_reasons`). Failures and timeouts
+        always resume on a worker.
     """
 
     family: ClassVar[TaskFamily] = TaskFamily.RUNWAY
@@ -184,8 +187,9 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self._known_task: RunwayTask | None = None
         self._result: dict[str, Any] | None = None
         self._try_started: float | None = None
-        self._capacity_since: float | None = None
-        self._capacity_attempts = 0
+        self._capacity = CapacityWait()
+        #: Field name to the ``downloadUrl`` each file input was uploaded as, in this try.
+        self._uploaded: dict[str, str] = {}
         self._created = False  # this try created the task it waits for
         #: When this try created the task, and last read it before deferring (the trigger's schedule follows).
         self._created_at: float | None = None
@@ -252,13 +256,79 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     # -- execution ------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        # One operator object may run several tries in one process (dag.test): start clean.
-        self.runway_task_id, self._known_task, self._result = None, None, None
-        self._capacity_since, self._capacity_attempts, self._created = None, 0, False
-        self._created_at = self._last_read_at = None
-        self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
+        self._start_try()
         self._request = self.build_request(self.hook.get_validation_limits())
         return storable_result(self.execute_resumable(context), self.multiple_outputs)
+
+    def _start_try(self) -> None:
+        """One operator object may run several tries in one process (dag.test): start clean."""
+        self.runway_task_id, self._known_task, self._result = None, None, None
+        self._capacity, self._uploaded, self._created = CapacityWait(), {}, False
+        self._created_at = self._last_read_at = None
+        self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
+
+    def create_after_capacity_wait(
+        self,
+        context: Context,
+        event: Any = None,
+        deferred_try: int | None = None,
+        capacity_since: float | None = None,
+        capacity_attempts: int = 0,
+        uploaded: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Resume a deferrable try after its pause for capacity: create again, then wait as usual."""
+        self._start_try()
+        self._capacity = CapacityWait(capacity_since, capacity_attempts)
+        request = self.build_request(self.hook.get_validation_limits())
+        if uploaded:  # uploaded before the pause: the URLs are reused, nothing is uploaded again
+            self._uploads, self._uploaded = {}, dict(uploaded)
+            request = dataclasses.replace(request, **self._uploaded)  # type: ignore[arg-type]
+        self._request = request
+        with self._resumed_record(context):
+            task_id = self.submit_job(context)
+            if self.durable:
+                remember(context, self.external_id_key, task_id)
+            return storable_result(self.poll_until_complete(task_id, context), self.multiple_outputs)
+
+    @contextmanager
+    def _resumed_record(self, context: Context) -> Iterator[None]:
+        """The resume record's scope below Airflow 3.3 (the Variable is deleted at the task's final end)."""
+        resumed_scope = getattr(self, "resumed_scope", None)
+        if resumed_scope is None or not self.durable:
+            yield
+            return
+        with resumed_scope(context):
+            yield
+
+    def _try_started_at(self, context: Context) -> float | None:
+        """When this Airflow try started (``execution_timeout`` counts from it)."""
+        start_date = getattr(context["ti"], "start_date", None)
+        return start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
+
+    def _pause_for_capacity(self, context: Context, reason: str, retry_after: float | None = None) -> None:
+        """Pause until the next create while KIE cannot take the task: in place, or deferred to a time trigger.
+
+        Deferrable, the pause is a deferral to Airflow's ``DateTimeTrigger`` resuming in
+        :meth:`create_after_capacity_wait`, so the worker slot is free while KIE is full.
+        """
+        pause = self._capacity.next_pause(
+            reason,
+            log=self.log,
+            timeout=self.timeout,
+            poll_interval=self.poll_interval,
+            try_started_at=self._try_started_at(context),
+            execution_timeout=self.execution_timeout.total_seconds() if self.execution_timeout else None,
+            retry_after=retry_after,
+        )
+        if not self.deferrable:
+            time.sleep(pause)
+            return
+        self.defer(
+            trigger=pause_trigger(pause),
+            method_name="create_after_capacity_wait",
+            kwargs=resume_kwargs(self, getattr(context["ti"], "try_number", None)),
+            timeout=None,  # the pause never passes the deadline (CapacityWait.next_pause)
+        )
 
     def submit_job(self, context: Context) -> str:
         """Create the Runway task; errors that retrying cannot fix fail the task without retries.
@@ -266,7 +336,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         While KIE cannot take the task (it refuses the create with "Reached the limit for concurrent
         generations", or with 429s the HTTP retries could not ride out), the create is repeated with
         back-off until KIE accepts it or the try's deadline passes: nothing was created or charged,
-        so this cannot pay twice.
+        so this cannot pay twice. A deferrable operator pauses in the triggerer (see ``_pause_for_capacity``).
         """
         request = self._request or self.build_request(self.hook.get_validation_limits())
         # Uploaded once per try: a create repeated while KIE has no capacity reuses the URLs.
@@ -276,7 +346,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                 task_id = self.hook.create_task(request)
             except RunwayError as err:
                 if waits_for_capacity(err):
-                    wait_for_capacity(self, context, str(err), getattr(err, "retry_after", None))
+                    self._pause_for_capacity(context, str(err), getattr(err, "retry_after", None))
                     continue
                 if isinstance(err, _RETRYABLE_CREATE_ERRORS):
                     raise
@@ -284,12 +354,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             except ValueError as err:
                 raise AirflowFailException(self._create_failure_message(err)) from err
             break
-        if self._capacity_since is not None:
-            self.log.info(
-                "KIE accepted the task after %.1f s (%d attempts)",
-                time.time() - self._capacity_since,
-                self._capacity_attempts + 1,
-            )
+        self._capacity.accepted(self.log)
         self.log.info("Created Runway %s task %s", self.family.value, task_id)
         self._known_task = RunwayTask(task_id=task_id, family=self.family, status=TaskStatus.PENDING)
         self._created, self._created_at, self._last_read_at = True, time.time(), None
@@ -310,7 +375,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                     f"{self.task_id}: uploading {name} failed: {err}; no Runway task was created"
                 ) from err
         context["ti"].xcom_push(key=RUNWAY_UPLOADED_INPUTS_XCOM_KEY, value=urls)
-        self._uploads = {}
+        self._uploads, self._uploaded = {}, urls
         return dataclasses.replace(request, **urls)  # type: ignore[arg-type]
 
     def _create_failure_message(self, err: Exception) -> str:
@@ -339,7 +404,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             self._result = {"task_id": task_id, "family": self.family.value, "state": state}
             return self._result
         if self.deferrable:
-            defer(self, context, settled(self, context, task_id))
+            self._check_not_failed_at_once(context, task_id)
+            defer(self, context, task_id)
         while True:
             decision = self.hook.wait_for_task(
                 task_id,
@@ -350,9 +416,34 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             )
             if decision.task is None or not waits_for_capacity(decision.task):
                 break
-            task_id = create_again(self, context, decision.task)
+            task_id = self._create_again(context, decision.task)
         self._result = self._conclude(context, decision)
         return self._result
+
+    def _create_again(self, context: Context, task: RunwayTask) -> str:
+        """Replace ``task``, which KIE failed for the concurrency limit before charging, after a pause in place."""
+        self._pause_for_capacity(context, f"Runway task {task.task_id} failed: {task.fail_message}")
+        task_id = self.submit_job(context)
+        if self.durable:
+            remember(context, self.external_id_key, task_id)
+        self._announce(context, task_id)
+        return task_id
+
+    def _check_not_failed_at_once(self, context: Context, task_id: str) -> None:
+        """Before deferring, read a task this try created once: KIE fails one over the concurrency limit at once.
+
+        Such a task pauses for capacity (a deferral to a time trigger) instead of a deferral whose trigger
+        fires at once (which Airflow 3.3 may fail: apache/airflow#67287). A failed read defers as usual.
+        """
+        if not self._created:
+            return
+        try:
+            task = self.hook.get_task(task_id, self.family)
+        except RunwayError:
+            return
+        self._last_read_at = time.time()
+        if waits_for_capacity(task):
+            self._pause_for_capacity(context, f"Runway task {task.task_id} failed: {task.fail_message}")
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
         if self._result is not None:
@@ -381,8 +472,10 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         deferred_try: int | None = None,
         capacity_since: float | None = None,
         capacity_attempts: int = 0,
+        uploaded: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Turn the trigger's event into the return value, or into the matching failure."""
+        self._uploaded = dict(uploaded or {})
         return finish_deferred(self, context, event, deferred_try, capacity_since, capacity_attempts)
 
     def _conclude(self, context: Context, decision: WaitDecision) -> dict[str, Any]:

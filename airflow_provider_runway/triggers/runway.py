@@ -81,6 +81,15 @@ class RunwayTaskTrigger(BaseTrigger):
     :param resume_record: The Variable keeping the Runway task id for retries (Airflow below 3.3),
         deleted before the task ends here, as ``execute_complete`` deletes it; when that fails the
         task resumes on a worker instead.
+    :param http_retry: ``{"limit", "delay", "max_consecutive_errors"}``: the three above in one value, as
+        :meth:`serialize` writes them.
+    :param schedule: ``{"first_poll_delay", "expected_duration", "duration", "quality"}``: what places the
+        reads, in one value.
+    :param task_end: ``None`` (resume on a worker), or ``{"multiple_outputs", "do_xcom_push", "resume_record"}``:
+        ending the task here, in one plain-JSON value.
+
+    :meth:`serialize` writes 10 keys: the wait's own, and the three grouped values above. The flat names
+    still load, so triggers serialized by earlier versions survive an upgrade.
     """
 
     def __init__(
@@ -103,8 +112,24 @@ class RunwayTaskTrigger(BaseTrigger):
         multiple_outputs: bool = True,
         do_xcom_push: bool = True,
         resume_record: str | None = None,
+        http_retry: Mapping[str, Any] | None = None,
+        schedule: Mapping[str, Any] | None = None,
+        task_end: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # unannotated in Airflow
+        if http_retry is not None:
+            retry_limit = http_retry.get("limit", retry_limit)
+            retry_delay = http_retry.get("delay", retry_delay)
+            max_consecutive_errors = http_retry.get("max_consecutive_errors", max_consecutive_errors)
+        if schedule is not None:
+            first_poll_delay = schedule.get("first_poll_delay", first_poll_delay)
+            expected_duration = schedule.get("expected_duration", expected_duration)
+            duration, quality = schedule.get("duration", duration), schedule.get("quality", quality)
+        if task_end is not None:
+            end_in_triggerer = True
+            multiple_outputs = task_end.get("multiple_outputs", multiple_outputs)
+            do_xcom_push = task_end.get("do_xcom_push", do_xcom_push)
+            resume_record = task_end.get("resume_record", resume_record)
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be positive, got {poll_interval}")
         if max_consecutive_errors < 1:
@@ -131,7 +156,7 @@ class RunwayTaskTrigger(BaseTrigger):
         self.resume_record = resume_record
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Serialize the trigger's class path and keyword arguments."""
+        """Serialize the trigger's class path and keyword arguments: 10 keys, each plain JSON."""
         return (
             "airflow_provider_runway.triggers.runway.RunwayTaskTrigger",
             {
@@ -140,21 +165,33 @@ class RunwayTaskTrigger(BaseTrigger):
                 "runway_conn_id": self.runway_conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
-                "retry_limit": self.retry_limit,
-                "retry_delay": self.retry_delay,
-                "max_consecutive_errors": self.max_consecutive_errors,
-                "first_poll_delay": self.first_poll_delay,
                 "deadline_source": self.deadline_source,
                 "wait_state": self.wait_state,
-                "expected_duration": self.expected_duration,
-                "duration": self.duration,
-                "quality": self.quality,
-                "end_in_triggerer": self.end_in_triggerer,
-                "multiple_outputs": self.multiple_outputs,
-                "do_xcom_push": self.do_xcom_push,
-                "resume_record": self.resume_record,
+                "http_retry": {
+                    "limit": self.retry_limit,
+                    "delay": self.retry_delay,
+                    "max_consecutive_errors": self.max_consecutive_errors,
+                },
+                "schedule": {
+                    "first_poll_delay": self.first_poll_delay,
+                    "expected_duration": self.expected_duration,
+                    "duration": self.duration,
+                    "quality": self.quality,
+                },
+                "task_end": self.task_end,
             },
         )
+
+    @property
+    def task_end(self) -> dict[str, Any] | None:
+        """What ending the task here needs, or None when the task resumes on a worker."""
+        if not self.end_in_triggerer:
+            return None
+        return {
+            "multiple_outputs": self.multiple_outputs,
+            "do_xcom_push": self.do_xcom_push,
+            "resume_record": self.resume_record,
+        }
 
     def policy(self, started_at: float | None = None) -> WaitPolicy:
         """The wait rules of this trigger, for a wait that started at ``started_at`` (Unix epoch seconds)."""

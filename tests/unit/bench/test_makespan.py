@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import time
@@ -179,3 +180,15 @@ def test_http_route_create_fails_on_a_refused_create() -> None:
     refused = {"code": 400, "msg": "Reached the limit for concurrent generations", "data": None}
     with pytest.raises(RuntimeError, match="create refused: 400 Reached the limit"):
         module.created_task_id(Response(refused))
+
+
+def test_a_larger_pool_is_set_against_the_uncontended_run_of_the_same_variant() -> None:
+    contended = dataclasses.replace(result("A", 0, 79.2, 225.0), pool=20, creations=30, refused_creates=12)
+    summary = makespan.summary([result("A", 0, 72.6, 150.0), contended])
+
+    assert makespan.table([contended]).splitlines()[2].split()[0] == "A@20/0"
+    assert "A@20 = provider, deferrable=True, poll 5 s, pool 20:" in summary
+    assert "refused creates 12-12" in summary
+    assert "A@20 vs A (means): worker-slot s per video 7.50 vs 5.00 = 1.50x; makespan 1.20x the physical limit" in (
+        summary
+    )

@@ -3,6 +3,7 @@
 KIE refuses a create over the limit (body code 400 "Reached the limit for concurrent generations"), or
 accepts it and fails the task with that message before charging. Neither created nor charged anything,
 so the operators create again with back-off, inside the same try, until a slot frees up or the deadline.
+A blocking operator pauses in place; a deferrable one defers each pause to Airflow's time trigger (issue 21).
 """
 
 from __future__ import annotations
@@ -14,30 +15,21 @@ from unittest import mock
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 
-from airflow_provider_runway.core import RunwayConcurrencyLimitError, RunwayRateLimitedError, TaskStatus
+from airflow_provider_runway.core import (
+    RunwayConcurrencyLimitError,
+    RunwayRateLimitedError,
+    RunwayTask,
+    TaskFamily,
+    TaskStatus,
+)
 from airflow_provider_runway.operators import _capacity, _deferral
 from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators.runway import RunwayExtendOperator, RunwayGenerateOperator
+from airflow_provider_runway.transfer.uploads import UploadLimits
+from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from tests.harness.fakes import FakeClock
 
 CONCURRENCY = "Reached the limit for concurrent generations"
-
-
-class FakeClock:
-    """``time`` for the operator module: ``sleep`` advances ``time`` and is recorded."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-        self.sleeps: list[float] = []
-
-    def time(self) -> float:
-        return self.now
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
@@ -166,10 +158,107 @@ def test_a_task_failed_for_another_reason_still_fails_the_task(
     assert clock.sleeps == []
 
 
-def test_deferred_task_failed_for_concurrency_is_created_again_and_deferred_again(
+def paused(deferred: pytest.ExceptionInfo[TaskDeferred] | TaskDeferred, clock: FakeClock) -> float:
+    """Seconds a deferral pauses for capacity: Airflow's time trigger, resuming in create_after_capacity_wait."""
+    deferral = deferred.value if isinstance(deferred, pytest.ExceptionInfo) else deferred
+    trigger = deferral.trigger
+    assert type(trigger).__name__ == "DateTimeTrigger"
+    assert deferral.method_name == "create_after_capacity_wait"
+    assert deferral.timeout is None
+    return float(trigger.moment.timestamp() - clock.now)  # type: ignore[attr-defined]
+
+
+def resume_after_pause(
+    hook: mock.MagicMock,
+    context: dict[str, Any],
+    clock: FakeClock,
+    deferred: pytest.ExceptionInfo[TaskDeferred] | TaskDeferred,
+    **kwargs: Any,
+) -> Any:
+    """A worker resuming when the time trigger fires: a fresh operator object, the deferral's kwargs."""
+    deferral = deferred.value if isinstance(deferred, pytest.ExceptionInfo) else deferred
+    clock.now = deferral.trigger.moment.timestamp()  # type: ignore[attr-defined]
+    op = generate(hook, deferrable=True, **kwargs)
+    quiet(op)
+    return op.create_after_capacity_wait(context, event=None, **(deferral.kwargs or {}))
+
+
+def test_a_deferrable_create_refused_for_capacity_frees_the_worker_until_the_next_attempt(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
+) -> None:
+    hook.create_task.side_effect = [refused(), refused(), "task-1"]
+    hook.get_task.return_value = make_pending("task-1")
+    op = generate(hook, deferrable=True)
+    log = quiet(op)
+    with pytest.raises(TaskDeferred) as first:
+        op.execute(context)
+    assert clock.sleeps == []  # nothing sleeps on the worker
+    assert 0 < paused(first, clock) <= 2  # back-off from poll_interval
+    assert first.value.kwargs == {"deferred_try": 1, "capacity_since": clock.now, "capacity_attempts": 1}
+    assert hook.create_task.call_count == 1
+    with pytest.raises(TaskDeferred) as second:
+        resume_after_pause(hook, context, clock, first)
+    assert hook.create_task.call_count == 2  # exactly one create per resume
+    assert paused(second, clock) > paused(first, clock) - 1e-9  # the back-off grows across deferrals
+    assert second.value.kwargs["capacity_attempts"] == 2  # type: ignore[index]
+    with pytest.raises(TaskDeferred) as waiting:
+        resume_after_pause(hook, context, clock, second)
+    assert hook.create_task.call_count == 3
+    assert isinstance(waiting.value.trigger, RunwayTaskTrigger)  # accepted: the usual wait for the video
+    assert waiting.value.trigger.serialize()[1]["task_id"] == "task-1"
+    assert waiting.value.method_name == "execute_complete"
+    assert resume_records.data == {"runway_task_id": "task-1"}
+    assert capacity_warnings(log) == 1
+    assert clock.sleeps == []
+
+
+def test_a_deferrable_pause_for_capacity_honours_the_deadline_without_creating(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
+) -> None:
+    hook.create_task.side_effect = lambda request: (_ for _ in ()).throw(refused())
+    op = generate(hook, deferrable=True, timeout=60)
+    quiet(op)
+    with pytest.raises(TaskDeferred) as first:
+        op.execute(context)
+    deferral, pauses = first.value, [paused(first, clock)]
+    with pytest.raises(AirflowException) as ended:
+        while True:
+            try:
+                resume_after_pause(hook, context, clock, deferral, timeout=60)
+            except TaskDeferred as again:
+                deferral = again
+                pauses.append(paused(again, clock))
+    assert not isinstance(ended.value, AirflowFailException)  # nothing was charged: an Airflow retry is safe
+    assert "KIE did not accept the task within the timeout of 60 s" in str(ended.value)
+    assert clock.now - 1_800_000_000.0 == pytest.approx(60)  # the last pause ends at the deadline
+    assert max(pauses) <= 30 and pauses == sorted(pauses[:-1]) + pauses[-1:]  # growing, capped, the last cut short
+    assert hook.create_task.call_count == len(pauses) + 1  # one create per resume, one that found the deadline
+    assert clock.sleeps == []
+    assert "runway_task_id" not in resume_records.data
+
+
+def test_a_resume_after_the_deadline_fails_without_creating(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock
+) -> None:
+    hook.create_task.side_effect = [refused(), "task-1"]
+    op = generate(hook, deferrable=True, timeout=60)
+    quiet(op)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    clock.now += 3600  # the triggerer was down: the time trigger fires an hour late
+    op = generate(hook, deferrable=True, timeout=60)
+    quiet(op)
+    hook.create_task.side_effect = lambda request: (_ for _ in ()).throw(refused())
+    with pytest.raises(AirflowException, match="within the timeout of 60 s"):
+        op.create_after_capacity_wait(context, event=None, **(deferred.value.kwargs or {}))
+    assert hook.create_task.call_count == 2  # the late resume asked KIE once, was refused, and gave up
+
+
+def test_deferred_task_failed_for_concurrency_pauses_then_is_created_again(
     hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any, make_task: Any
 ) -> None:
-    hook.create_task.side_effect = ["task-1", refused(), "task-2"]
+    hook.create_task.side_effect = ["task-1", "task-2"]
+    hook.get_task.return_value = make_pending("task-1")
     op = generate(hook, deferrable=True)
     log = quiet(op)
     with pytest.raises(TaskDeferred) as first:
@@ -178,14 +267,20 @@ def test_deferred_task_failed_for_concurrency_is_created_again_and_deferred_agai
     failed = make_task("task-1", status=TaskStatus.FAILED, fail_code="400", fail_message=CONCURRENCY)
     event = {"status": "failed", "task_id": "task-1", "family": "runway", "task": failed.to_dict(), "message": ""}
     op = generate(hook, deferrable=True)
-    with pytest.raises(TaskDeferred) as second:
+    with pytest.raises(TaskDeferred) as pause:
         op.execute_complete(context, event, **(first.value.kwargs or {}))
+    assert paused(pause, clock) > 0
+    assert pause.value.kwargs == {"deferred_try": 1, "capacity_since": clock.now, "capacity_attempts": 1}
+    assert hook.create_task.call_count == 1  # nothing created while paused
+    hook.get_task.return_value = make_pending("task-2")
+    with pytest.raises(TaskDeferred) as second:
+        resume_after_pause(hook, context, clock, pause)
     assert second.value.trigger.serialize()[1]["task_id"] == "task-2"
     assert second.value.method_name == "execute_complete"
     kwargs = second.value.kwargs or {}
     assert kwargs["capacity_since"] == 1_800_000_000.0  # when the wait began, before the first pause
-    assert kwargs["capacity_attempts"] == 2
-    assert hook.create_task.call_count == 3
+    assert kwargs["capacity_attempts"] == 1
+    assert hook.create_task.call_count == 2
     assert context["ti"].xcom_pushes["runway_task_id"] == "task-2"
     assert resume_records.data == {"runway_task_id": "task-2"}
     assert capacity_warnings(log) == 1
@@ -195,9 +290,10 @@ def test_deferred_task_failed_for_concurrency_is_created_again_and_deferred_agai
     result = op.execute_complete(context, done, **kwargs)
     assert result["task_id"] == "task-2"
     assert capacity_warnings(log) == 0  # the wait was logged when it began, not on each resume
+    assert clock.sleeps == []
 
 
-def test_a_deferrable_task_failed_at_once_is_replaced_before_deferring(
+def test_a_deferrable_task_failed_at_once_pauses_in_the_triggerer_before_its_replacement(
     hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any, make_task: Any
 ) -> None:
     hook.create_task.side_effect = ["task-1", "task-2"]
@@ -207,12 +303,44 @@ def test_a_deferrable_task_failed_at_once_is_replaced_before_deferring(
     ]
     op = generate(hook, deferrable=True)
     quiet(op)
-    with pytest.raises(TaskDeferred) as deferred:
+    with pytest.raises(TaskDeferred) as pause:
         op.execute(context)
-    assert deferred.value.trigger.serialize()[1]["task_id"] == "task-2"  # the triggerer never sees task-1
+    assert paused(pause, clock) > 0  # the Runway trigger never sees task-1
+    with pytest.raises(TaskDeferred) as deferred:
+        resume_after_pause(hook, context, clock, pause)
+    assert deferred.value.trigger.serialize()[1]["task_id"] == "task-2"
     assert hook.create_task.call_count == 2
-    assert len(clock.sleeps) == 1
+    assert clock.sleeps == []
     assert resume_records.data == {"runway_task_id": "task-2"}
+
+
+def test_uploaded_inputs_are_not_uploaded_again_after_a_pause(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, tmp_path: Any
+) -> None:
+    image = tmp_path / "fox.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 64)
+    hook.upload_file.return_value = "https://files.kie.test/fox.png"
+    hook.create_task.side_effect = [refused(), "task-1"]
+    hook.get_task.return_value = make_pending("task-1")
+    hook.get_upload_limits.return_value = UploadLimits()
+    op = RunwayGenerateOperator(task_id="gen", prompt="A fox", image_url=str(image), poll_interval=2, deferrable=True)
+    op.hook = hook
+    quiet(op)
+    with pytest.raises(TaskDeferred) as pause:
+        op.execute(context)
+    assert pause.value.kwargs["uploaded"] == {"image_url": "https://files.kie.test/fox.png"}  # type: ignore[index]
+    clock.now = pause.value.trigger.moment.timestamp()  # type: ignore[attr-defined]
+    op = RunwayGenerateOperator(task_id="gen", prompt="A fox", image_url=str(image), poll_interval=2, deferrable=True)
+    op.hook = hook
+    quiet(op)
+    with pytest.raises(TaskDeferred):
+        op.create_after_capacity_wait(context, event=None, **(pause.value.kwargs or {}))
+    hook.upload_file.assert_called_once()
+    assert hook.create_task.call_args.args[0].image_url == "https://files.kie.test/fox.png"
+
+
+def make_pending(task_id: str) -> Any:
+    return RunwayTask(task_id=task_id, family=TaskFamily.RUNWAY, status=TaskStatus.PENDING, raw_state="waiting")
 
 
 def test_a_deferrable_reattach_does_not_read_before_deferring(

@@ -13,7 +13,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from airflow.providers.common.compat.sdk import DAG, AirflowFailException, TaskDeferred
+from airflow.providers.common.compat.sdk import DAG, AirflowFailException, Asset, TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_runway.core import RunwayTask, RunwayTaskTimeoutError, TaskStatus
@@ -112,7 +112,7 @@ def test_ending_in_the_triggerer_leaves_what_a_worker_resume_leaves(
     # On a worker: the trigger's plain event, then execute_complete.
     resumed_op = generate(multiple_outputs=multiple_outputs, end_in_triggerer=False)
     trigger = defer(resumed_op, hook, context)
-    assert trigger.serialize()[1]["end_in_triggerer"] is False
+    assert trigger.serialize()[1]["task_end"] is None
     event = run_trigger(trigger, running, done)
     assert not ended_in_triggerer(event)
     result = resumed_op.execute_complete(context, event.payload, deferred_try=1)
@@ -123,8 +123,8 @@ def test_ending_in_the_triggerer_leaves_what_a_worker_resume_leaves(
     # In the triggerer: the same task instance again, from scratch.
     ended_op = generate(multiple_outputs=multiple_outputs)
     trigger = defer(ended_op, hook, context)
-    kwargs = trigger.serialize()[1]
-    assert kwargs["end_in_triggerer"] is True and kwargs["multiple_outputs"] is multiple_outputs
+    kwargs = trigger.serialize()[1]["task_end"]
+    assert kwargs is not None and kwargs["multiple_outputs"] is multiple_outputs
     assert (kwargs["resume_record"] is None) is AIRFLOW_V_3_3_PLUS
     event = run_trigger(trigger, running, done)
     assert ended_in_triggerer(event)
@@ -200,28 +200,118 @@ def test_a_record_that_cannot_be_deleted_sends_the_task_to_a_worker(
     assert resume_records.data == {}
 
 
-def test_what_keeps_a_task_on_the_worker(hook: mock.MagicMock, context: dict[str, Any]) -> None:
-    def ends_here(op: RunwayGenerateOperator) -> bool:
-        return bool(defer(op, hook, context).serialize()[1]["end_in_triggerer"])
+class PostExecuteGenerate(RunwayGenerateOperator):
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        """A subclass's own post_execute: Airflow runs it after execute_complete."""
 
-    assert ends_here(generate())
-    assert not ends_here(generate(end_in_triggerer=False))
-    assert not ends_here(generate(download_to="/tmp/videos"))
-    assert not ends_here(generate(on_success_callback=lambda context: None))
 
+#: Operator settings after whose success Airflow still does something at a worker's end.
+WORKER_END_SETTINGS = {
+    "end_in_triggerer=False": {"end_in_triggerer": False},
+    "download_to": {"download_to": "/tmp/videos"},
+    "outlets": {"outlets": [Asset("s3://videos/fox")]},
+    "on_success_callback": {"on_success_callback": lambda context: None},
+    "on_execute_callback": {"on_execute_callback": lambda context: None},
+    "post_execute argument": {"post_execute": lambda context, result=None: None},
+    "map_index_template": {"map_index_template": "{{ task.prompt }}"},
+}
+
+
+def ends_here(op: RunwayGenerateOperator, hook: mock.MagicMock, context: dict[str, Any]) -> bool:
+    return defer(op, hook, context).serialize()[1]["task_end"] is not None
+
+
+def defer_logging(op: RunwayGenerateOperator, hook: mock.MagicMock, context: dict[str, Any]) -> str:
+    """What the operator logs (INFO and up) while it creates its task and defers."""
+    log = mock.MagicMock()
+    with mock.patch.object(type(op), "log", new_callable=mock.PropertyMock, return_value=log):
+        defer(op, hook, context)
+    return "\n".join(c.args[0] % c.args[1:] for c in log.info.call_args_list + log.warning.call_args_list)
+
+
+def test_a_plain_deferrable_task_ends_in_the_triggerer_and_says_so(
+    hook: mock.MagicMock, context: dict[str, Any]
+) -> None:
+    assert ends_here(generate(), hook, context)
+    assert "On success this task ends in the triggerer" in defer_logging(generate(), hook, context)
+
+
+@pytest.mark.parametrize("settings", WORKER_END_SETTINGS.values(), ids=WORKER_END_SETTINGS.keys())
+def test_what_airflow_does_at_a_workers_end_keeps_the_task_on_the_worker(
+    settings: dict[str, Any], hook: mock.MagicMock, context: dict[str, Any]
+) -> None:
+    assert not ends_here(generate(**settings), hook, context)
+
+
+def test_an_overridden_post_execute_keeps_the_task_on_the_worker(hook: mock.MagicMock, context: dict[str, Any]) -> None:
+    op = PostExecuteGenerate(task_id="gen", prompt="A fox", deferrable=True)
+    assert not ends_here(op, hook, context)
+    assert "resumes on a worker, for: pre_execute/post_execute" in defer_logging(op, hook, context)
+
+
+def test_a_registered_listener_keeps_the_task_on_the_worker(hook: mock.MagicMock, context: dict[str, Any]) -> None:
+    manager = listener_manager()
+    assert ends_here(generate(), hook, context)  # none registered in the tests' Airflow home
+    manager.add_listener(SuccessListener)
+    try:
+        assert not ends_here(generate(), hook, context)
+        logged = defer_logging(generate(), hook, context)
+    finally:
+        manager.clear()
+    assert "resumes on a worker, for: listeners (e.g. OpenLineage)" in logged
+
+
+@pytest.mark.parametrize(
+    ("backend", "ends"),
+    [
+        ("tests.unit.operators.test_end_in_triggerer.CustomXCom", False),
+        ("airflow.models.xcom.BaseXCom", True),
+        ("airflow.sdk.execution_time.xcom.BaseXCom", True),
+    ],
+)
+def test_a_custom_xcom_backend_keeps_the_task_on_the_worker(
+    backend: str, ends: bool, monkeypatch: pytest.MonkeyPatch, hook: mock.MagicMock, context: dict[str, Any]
+) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__XCOM_BACKEND", backend)
+    assert ends_here(generate(), hook, context) is ends
+
+
+def test_a_mapped_task_downstream_keeps_its_upstream_on_the_worker(
+    hook: mock.MagicMock, context: dict[str, Any]
+) -> None:
     with DAG("mapped_downstream", schedule=None):
         upstream = generate(task_id="upstream")
         RunwayGenerateOperator.partial(task_id="extend", poll_interval=1).expand(prompt=upstream.output)
         alone = generate(task_id="alone")
-    assert not ends_here(upstream)  # a mapped task expands over its result: a worker records the length
-    assert ends_here(alone)
+    assert not ends_here(upstream, hook, context)  # a mapped task expands over its result: a worker records the length
+    assert ends_here(alone, hook, context)
+
+
+class SuccessListener:
+    """A listener module stand-in: Airflow calls it for every task success at a worker's end."""
+
+    @staticmethod
+    def on_task_instance_success(previous_state: Any, task_instance: Any, **kwargs: Any) -> None:
+        return None
+
+
+class CustomXCom:
+    """Named by ``[core] xcom_backend`` in a test; never imported (only the setting is read)."""
+
+
+def listener_manager() -> Any:
+    try:
+        from airflow.sdk.listener import get_listener_manager
+    except ImportError:
+        from airflow.listeners.listener import get_listener_manager  # type: ignore[no-redef]
+    return get_listener_manager()
 
 
 def test_reads_are_placed_by_the_operators_arguments(hook: mock.MagicMock, context: dict[str, Any]) -> None:
     op = generate(
         poll_interval=5, first_poll_delay=timedelta(seconds=3), expected_duration=42, duration=10, quality="720p"
     )
-    kwargs = defer(op, hook, context).serialize()[1]
+    kwargs = defer(op, hook, context).serialize()[1]["schedule"]
     assert (kwargs["first_poll_delay"], kwargs["expected_duration"]) == (3.0, 42.0)
     assert (kwargs["duration"], kwargs["quality"]) == (10, "720p")
     assert generate().first_poll_delay == 0.0 and generate().expected_duration is None

@@ -33,6 +33,7 @@ from airflow_provider_runway.operators.runway import (
     RunwayGenerateOperator,
 )
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+from tests.harness.fakes import FakeClock
 
 VIDEO = "https://files.example/in.mp4"
 
@@ -399,8 +400,8 @@ def test_deferrable_defers_with_the_right_trigger(
     assert kwargs["family"] == "aleph"
     assert kwargs["runway_conn_id"] == "kie"
     assert kwargs["poll_interval"] == 2
-    assert kwargs["retry_limit"] == 3
-    assert kwargs["retry_delay"] == 0.5
+    assert kwargs["http_retry"]["limit"] == 3
+    assert kwargs["http_retry"]["delay"] == 0.5
     assert before + 600 <= kwargs["end_time"] <= before + 660
     assert context["ti"].xcom_pushes["runway_task_id"] == "task-1"
     assert resume_records.data == {"runway_task_id": "task-1"}  # kept for execute_complete
@@ -562,28 +563,10 @@ def test_partial_expand_over_prompts() -> None:
     assert mapped.expand_input.value["prompt"][19] == "prompt 19"
 
 
-class FakeClock:
-    """Stands in for the operator module's ``time``: sleeping advances the clock, nothing waits."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_progress_is_logged_at_most_every_30_seconds(
     hook: mock.MagicMock, context: dict[str, Any], make_task: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=1000.0)
     monkeypatch.setattr(wait_module, "time", clock)
     hook.get_task.side_effect = [make_task(status=TaskStatus.RUNNING)] * 10 + [make_task()]
     attach(generate(poll_interval=10), hook).execute(context)
@@ -595,7 +578,7 @@ def test_progress_is_logged_at_most_every_30_seconds(
 def test_sync_wait_sleeps_no_longer_than_the_deadline(
     hook: mock.MagicMock, context: dict[str, Any], make_task: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(now=1000.0)
     monkeypatch.setattr(wait_module, "time", clock)
     for module in (operator_module, _capacity, _deferral):  # the operator module and its helpers read the clock
         monkeypatch.setattr(module, "time", clock)

@@ -123,10 +123,6 @@ class TestSerialize:
             "runway_conn_id": "my_runway",
             "poll_interval": 2.5,
             "end_time": 1_900_000_000.5,
-            "retry_limit": 2,
-            "retry_delay": 0.5,
-            "max_consecutive_errors": 4,
-            "first_poll_delay": 3.0,
             "deadline_source": "execution_timeout of 60 s",
             "wait_state": {
                 "started_at": 1_899_999_990.0,
@@ -136,14 +132,15 @@ class TestSerialize:
                 "last_log": None,
                 "last_read_at": None,
             },
-            "expected_duration": 95.0,
-            "duration": 10,
-            "quality": "1080p",
-            "end_in_triggerer": True,
-            "multiple_outputs": False,
-            "do_xcom_push": False,
-            "resume_record": "runway_provider_resume:d:r:t:-1:runway_task_id",
+            "http_retry": {"limit": 2, "delay": 0.5, "max_consecutive_errors": 4},
+            "schedule": {"first_poll_delay": 3.0, "expected_duration": 95.0, "duration": 10, "quality": "1080p"},
+            "task_end": {
+                "multiple_outputs": False,
+                "do_xcom_push": False,
+                "resume_record": "runway_provider_resume:d:r:t:-1:runway_task_id",
+            },
         }
+        assert len(kwargs) <= 10  # what a wait needs; ending the task travels as one value
         assert json.loads(json.dumps(kwargs)) == kwargs
         assert RunwayTaskTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -161,10 +158,35 @@ class TestSerialize:
     def test_older_kwargs_still_load(self):
         old = {"task_id": "t-1", "family": "runway", "runway_conn_id": "runway_default", "poll_interval": 5.0}
         _, kwargs = RunwayTaskTrigger(**old).serialize()
-        assert kwargs["end_time"] is None and kwargs["first_poll_delay"] == 0
-        assert kwargs["max_consecutive_errors"] == MAX_CONSECUTIVE_READ_ERRORS
-        assert kwargs["end_in_triggerer"] is False and kwargs["expected_duration"] is None
-        assert kwargs["resume_record"] is None
+        assert kwargs["end_time"] is None and kwargs["schedule"]["first_poll_delay"] == 0
+        assert kwargs["http_retry"]["max_consecutive_errors"] == MAX_CONSECUTIVE_READ_ERRORS
+        assert kwargs["task_end"] is None and kwargs["schedule"]["expected_duration"] is None
+
+    def test_the_flat_kwargs_of_the_previous_version_still_load(self):
+        """A trigger row written before the grouped values: same wait, same task end."""
+        flat = {
+            "task_id": "t-1",
+            "retry_limit": 2,
+            "retry_delay": 0.5,
+            "max_consecutive_errors": 4,
+            "first_poll_delay": 3.0,
+            "expected_duration": 95.0,
+            "duration": 10,
+            "quality": "1080p",
+            "end_in_triggerer": True,
+            "multiple_outputs": False,
+            "do_xcom_push": False,
+            "resume_record": "rec",
+        }
+        _, kwargs = RunwayTaskTrigger(**flat).serialize()  # type: ignore[arg-type]
+        assert kwargs["http_retry"] == {"limit": 2, "delay": 0.5, "max_consecutive_errors": 4}
+        assert kwargs["schedule"] == {
+            "first_poll_delay": 3.0,
+            "expected_duration": 95.0,
+            "duration": 10,
+            "quality": "1080p",
+        }
+        assert kwargs["task_end"] == {"multiple_outputs": False, "do_xcom_push": False, "resume_record": "rec"}
 
     def test_family_enum_serialises_as_text(self):
         _, kwargs = RunwayTaskTrigger(task_id="t-1", family=TaskFamily.ALEPH).serialize()

@@ -11,28 +11,77 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
 from airflow_provider_runway.triggers import task_end as task_end_module
-from airflow_provider_runway.triggers.task_end import task_end_event, task_end_supported, task_end_xcoms
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
+from airflow_provider_runway.triggers.task_end import (
+    task_end_event,
+    task_end_supported,
+    task_end_xcoms,
+    worker_end_reasons,
+)
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_3_PLUS
 
-RESULT = RunwayTask(
-    task_id="t-1",
-    family=TaskFamily.RUNWAY,
-    status=TaskStatus.SUCCEEDED,
-    raw_state="success",
-    video_url="https://cdn.test/v.mp4",
-).to_dict()
-NONE_KEYS = sorted(key for key, value in RESULT.items() if value is None)
+#: A result whose unknown fields are None, as KIE leaves them (no creation time, no failure).
+NONE_KEYS = ["created_at", "fail_code", "fail_message"]
+RESULT = {
+    **RunwayTask(
+        task_id="t-1",
+        family=TaskFamily.RUNWAY,
+        status=TaskStatus.SUCCEEDED,
+        raw_state="success",
+        video_url="https://cdn.test/v.mp4",
+    ).to_dict(),
+    **dict.fromkeys(NONE_KEYS),
+}
 #: Airflow 3.0 cannot store a None XCom: there the operators leave those keys out (storable_result).
 DROPS_NONE = AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS
 
 
-def test_fixture_result_has_none_values() -> None:
-    assert NONE_KEYS, "the None-dropping cases below would prove nothing"
+def test_task_end_follows_airflows_event_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Supported exactly when Airflow defines ``TaskSuccessEvent``, and the event is that class."""
+    import airflow.triggers.base as airflow_triggers
+
+    assert task_end_supported() is hasattr(airflow_triggers, "TaskSuccessEvent")
+    monkeypatch.setattr(task_end_module, "TaskSuccessEvent", mock.Mock(name="TaskSuccessEvent"))
+    assert task_end_event(RESULT, multiple_outputs=False) is task_end_module.TaskSuccessEvent.return_value
 
 
-def test_every_supported_airflow_has_task_end_events() -> None:
-    # 2.11 and every 3.x line define TaskSuccessEvent(xcoms=...).
-    assert task_end_supported() is True
+def test_a_bare_task_leaves_nothing_for_a_worker() -> None:
+    assert worker_end_reasons(SimpleNamespace(outlets=[], on_success_callback=None)) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ({"outlets": ["an asset"]}, "outlets (asset events)"),
+        ({"on_success_callback": [print]}, "on_success_callback"),
+        ({"map_index_template": ""}, "map_index_template (rendered at the end)"),
+        ({"_post_execute_hook": print}, "pre_execute/post_execute"),
+    ],
+)
+def test_each_task_setting_is_named(setting: dict[str, Any], reason: str) -> None:
+    assert worker_end_reasons(SimpleNamespace(**setting)) == [reason]
+
+
+@pytest.mark.parametrize(
+    ("env", "reason"),
+    [
+        ({"AIRFLOW__CORE__XCOM_BACKEND": "my.CustomXCom"}, "a custom [core] xcom_backend"),
+        pytest.param(
+            {"AIRFLOW__WORKERS__STATE_STORE_BACKEND": "my.Store", "AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS": "True"},
+            "a [workers] state_store_backend cleared on success",
+            marks=pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="worker state stores are new in Airflow 3.3"),
+        ),
+    ],
+)
+def test_each_deployment_setting_is_named(env: dict[str, str], reason: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert worker_end_reasons(SimpleNamespace()) == [reason]
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 3 has no lineage backend")
+def test_a_lineage_backend_is_named_on_airflow_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW__LINEAGE__BACKEND", "my.Backend")
+    assert worker_end_reasons(SimpleNamespace()) == ["a [lineage] backend"]
 
 
 @pytest.mark.parametrize("multiple_outputs", [False, True])
