@@ -62,6 +62,7 @@ def install_airflow(session: nox.Session, airflow: str) -> None:
         f"apache-airflow=={airflow}",
         "apache-airflow-providers-http",
         "apache-airflow-providers-common-compat",
+        "apache-airflow-providers-openlineage",
         "-e",
         ".[test]",
     )

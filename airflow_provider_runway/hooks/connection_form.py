@@ -121,6 +121,14 @@ EXTRA_FIELDS: tuple[ExtraField, ...] = (
         "10",
         "Video inputs (video_url) larger than this are refused before anything is sent.",
     ),
+    ExtraField(
+        "price_table",
+        "Credit prices",
+        ("object",),
+        '{"runway:720p": 12, "runway:1080p": 14, "aleph": null}',
+        "Overrides KIE's prices in runway_usage and lineage: credits per second of Runway video by quality, "
+        "per Aleph edit; null means unknown.",
+    ),
 )
 
 HIDDEN_FIELDS: list[str] = ["login"]

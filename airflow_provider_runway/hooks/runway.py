@@ -35,6 +35,7 @@ from airflow_provider_runway.core.models import (
     is_task_id,
     redact_url,
 )
+from airflow_provider_runway.core.pricing import PRICE_TABLE_EXTRA, price_table
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, parse_record, parse_unfinished
 from airflow_provider_runway.core.retry import (
     DEFAULT_RETRY_DELAY,
@@ -87,6 +88,7 @@ from airflow_provider_runway.hooks.transport import (
     redact_key,
     request_never_sent,
 )
+from airflow_provider_runway.openlineage.hook_lineage import report_transfer
 from airflow_provider_runway.transfer.uploads import (
     DEFAULT_UPLOAD_PATH,
     DEFAULT_UPLOAD_TIMEOUT,
@@ -236,6 +238,14 @@ class RunwayHook(BaseHook):
     def get_validation_limits(self) -> ValidationLimits:
         """Prompt length and duration limits from the connection's extra (defaults otherwise)."""
         return ValidationLimits.from_extra(self._settings().extra)
+
+    def get_price_table(self) -> dict[str, float | None]:
+        """KIE's credit prices (:mod:`~airflow_provider_runway.core.pricing`) with the extra ``price_table`` applied."""
+        return price_table(self._settings().extra.get(PRICE_TABLE_EXTRA))
+
+    async def aget_price_table(self) -> dict[str, float | None]:
+        """:meth:`get_price_table` for triggers (reads the connection through the async API)."""
+        return price_table((await self._asettings()).extra.get(PRICE_TABLE_EXTRA))
 
     def get_webhook_hmac_key(self) -> str | None:
         """The key KIE signs callbacks with, or ``None``.
@@ -504,6 +514,7 @@ class RunwayHook(BaseHook):
             sleep=lambda seconds: self._sleep(seconds),
             request_options=options,
         )
+        report_transfer(self, source, uploaded.download_url)
         return uploaded.download_url
 
     # ----------------------------------------------------------------- create

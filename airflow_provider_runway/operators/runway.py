@@ -68,6 +68,7 @@ from airflow_provider_runway.links.runway import (
 )
 from airflow_provider_runway.operators._capacity import MIN_DEFERRED_PAUSE, CapacityWait, pause_trigger
 from airflow_provider_runway.operators._deferral import defer, finish_deferred, resume_kwargs
+from airflow_provider_runway.operators._lineage import openlineage_facets, report_remote_failure, report_success
 from airflow_provider_runway.operators._resumable import remember
 from airflow_provider_runway.transfer.uploads import (
     INPUT_FIELDS,
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
     from airflow_provider_runway.core import CreateRequest
+    from airflow_provider_runway.operators._lineage import RunOutcome
 
 #: XCom key of the ``downloadUrl`` each uploaded input was sent as (field name to URL).
 RUNWAY_UPLOADED_INPUTS_XCOM_KEY = "runway_uploaded_inputs"
@@ -141,6 +143,8 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     operator_extra_links = (RunwayTaskLink(),)
     ui_color = "#1b1b1b"
     ui_fgcolor = "#ffffff"
+    #: How this try's generation ended, for the lineage methods (set by ``_lineage.report_*``).
+    _runway_outcome: RunOutcome | None = None
 
     def __init__(
         self,
@@ -485,6 +489,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         if decision.outcome is Outcome.TIMED_OUT:
             raise RunwayTaskTimeoutError(f"{decision.message} A retry attaches to it.")
         if decision.remote:
+            report_remote_failure(self, context, decision.task)
             raise self._remote_failure(decision.message)
         if decision.retryable:
             raise RunwayWaitError(decision.message)
@@ -497,6 +502,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:
             result.update(self._download(result, self.download_to))
+        report_success(self, context, task, result)
         self.log.info("Runway task %s succeeded: %s", task.task_id, redact_url(task.video_url or ""))
         return result
 
@@ -510,6 +516,14 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         from airflow_provider_runway.operators.download import persist_or_fail
 
         return persist_or_fail(result, destination, hook=self.hook)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage for the OpenLineage provider: input files, the stored video or its URL, the Runway facet."""
+        return openlineage_facets(self)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """Lineage of a failed try: its inputs, and the Runway facet when a task was created."""
+        return openlineage_facets(self)
 
     def on_kill(self) -> None:
         if self.runway_task_id:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from airflow_provider_runway.simulator.client import SimulatorClient, SimulatorError
 from airflow_provider_runway.simulator.config import SimulatorConfig
-from airflow_provider_runway.simulator.engine import account_label, credit_cost
+from airflow_provider_runway.simulator.engine import account_label
+from airflow_provider_runway.simulator.pricing import credit_cost
 from airflow_provider_runway.simulator.server import RunwaySimulator
 from airflow_provider_runway.simulator.thread import SimulatorThread
 

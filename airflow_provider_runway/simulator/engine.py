@@ -18,11 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_runway.simulator.config import CONCURRENCY_MESSAGE, RANDOM_FAILURE_MESSAGE, SimulatorConfig
+from airflow_provider_runway.simulator.pricing import credit_cost
 
-#: Credits per second of Runway video by quality.
-RUNWAY_CREDITS_PER_SECOND: dict[str, int] = {"720p": 12, "1080p": 14}
-#: Credits of one Aleph edit (at most 5 s of output).
-ALEPH_CREDITS = 60
 #: Length of an extension, in seconds of video.
 EXTEND_SECONDS = 5
 ALEPH_SECONDS = 5
@@ -44,13 +41,6 @@ ALEPH = "aleph"
 def account_label(api_key: str) -> str:
     """The name an API key is shown under in counters: never the key itself."""
     return "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
-
-
-def credit_cost(kind: str, duration: int, quality: str) -> int:
-    """Credits charged for a task: Runway 12/s at 720p, 14/s at 1080p; Aleph 60 per edit."""
-    if kind == ALEPH:
-        return ALEPH_CREDITS
-    return RUNWAY_CREDITS_PER_SECOND.get(quality, RUNWAY_CREDITS_PER_SECOND["720p"]) * duration
 
 
 class SimError(Exception):

@@ -50,6 +50,7 @@ from airflow_provider_runway.core.models import redact_url
 from airflow_provider_runway.core.naming import safe_file_stem
 from airflow_provider_runway.core.results import RunwayTask, parse_time
 from airflow_provider_runway.core.wire import DOWNLOAD_LINK_TTL_SECONDS
+from airflow_provider_runway.openlineage.hook_lineage import report_transfer
 from airflow_provider_runway.transfer._fs import filesystem as _filesystem
 
 if TYPE_CHECKING:
@@ -628,6 +629,7 @@ def persist_task_result(
         for target in targets:
             result[f"{target.kind}_size"] = downloader.persist(target)
             result[f"{target.kind}_path"] = str(target.path)
+            report_transfer(hook, target.source, target.path)
     finally:
         downloader.close()
     return result

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_runway.core.errors import RunwayError
+from airflow_provider_runway.core.pricing import RUNWAY_USAGE_XCOM_KEY, trigger_prices, usage_of
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, task_result
 from airflow_provider_runway.core.wait import (
     MAX_CONSECUTIVE_READ_ERRORS,
@@ -216,9 +217,11 @@ class RunwayTaskTrigger(BaseTrigger):
         """Poll until the task is terminal or the deadline passes, then yield exactly one event."""
         wait = _Wait(self)
         policy = wait.policy
+        prices = None
         try:
             async with self._hook() as hook:
                 decision = await wait.run(hook)
+                prices = await trigger_prices(hook) if decision.outcome is Outcome.DONE else None
         except Exception as error:  # a missing connection or key, or a bug: fail the task with a message, not a hang
             if not isinstance(error, RunwayError):
                 self.log.exception("Waiting for Runway task %s failed", self.runway_task_id)
@@ -226,7 +229,8 @@ class RunwayTaskTrigger(BaseTrigger):
         if decision.outcome is Outcome.DONE and decision.task is not None:
             self._learn(decision.task, wait.state.started_at, wait.pending_read_at)
             usual = decision.to_event(self.runway_task_id, self.family)
-            if self.end_in_triggerer and (ended := await self._task_end_event(decision.task, usual)) is not None:
+            ended = await self._task_end_event(decision.task, usual, prices) if self.end_in_triggerer else None
+            if ended is not None:
                 yield ended
                 return
         yield TriggerEvent(decision.to_event(self.runway_task_id, self.family))
@@ -248,10 +252,15 @@ class RunwayTaskTrigger(BaseTrigger):
         ended = (earliest + latest) / 2 if earliest <= latest else latest
         LearnedDurations.of_running_loop().learn(self.family, self.duration, self.quality, ended - started_at)
 
-    async def _task_end_event(self, task: RunwayTask, success_event: dict[str, Any]) -> TriggerEvent | None:
+    async def _task_end_event(
+        self, task: RunwayTask, success_event: dict[str, Any], prices: dict[str, float | None] | None = None
+    ) -> TriggerEvent | None:
         """The event that ends the task here with its result, or None to resume it on a worker."""
         result = task_result(task, requested_quality=self.quality)
-        extra = {RUNWAY_RESULT_URL_XCOM_KEY: task.video_url} if task.video_url else None
+        usage = usage_of(task, duration=self.duration, quality=self.quality, prices=prices)
+        extra: dict[str, Any] = {RUNWAY_USAGE_XCOM_KEY: usage.to_dict()}
+        if task.video_url:
+            extra[RUNWAY_RESULT_URL_XCOM_KEY] = task.video_url
         event = task_end_event(
             result, multiple_outputs=self.multiple_outputs, do_xcom_push=self.do_xcom_push, extra_xcoms=extra
         )

@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 
 from airflow_provider_runway.core import RunwayTask, TaskFamily, TaskStatus, ValidationLimits
+from airflow_provider_runway.core.pricing import price_table
 from airflow_provider_runway.hooks.runway import RunwayHook
 from airflow_provider_runway.operators import _resumable
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
@@ -112,6 +113,7 @@ def hook() -> mock.MagicMock:
     fake = mock.MagicMock(name="RunwayHook")
     fake.base_url = "https://api.kie.ai"
     fake.get_validation_limits.return_value = ValidationLimits()
+    fake.get_price_table.return_value = price_table()
     fake.create_task.return_value = "task-1"
     fake.get_task.return_value = build_task()
     fake.retry_delay = 0.0
