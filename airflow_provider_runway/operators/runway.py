@@ -490,6 +490,9 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             raise RunwayTaskTimeoutError(f"{decision.message} A retry attaches to it.")
         if decision.remote:
             report_remote_failure(self, context, decision.task)
+            if decision.task is not None and decision.task.failed_for_bad_input:
+                # KIE refused the input itself: a retry would pay for the same refusal again.
+                raise AirflowFailException(f"{decision.message}; not retried (the input was refused)")
             raise self._remote_failure(decision.message)
         if decision.retryable:
             raise RunwayWaitError(decision.message)
@@ -604,10 +607,23 @@ class RunwayExtendOperator(RunwayBaseOperator):
     :param source_quality: Quality of the source video when known (templated), e.g. the XComArg
         ``generate.output["quality"]``. KIE cannot extend a 1080p video: such a source fails the task
         before anything is created. Unknown (``None``), KIE's own refusal fails the task.
+    :param image_url: Optional image that guides the extension (templated), in the forms
+        :class:`RunwayGenerateOperator` takes; sent as ``imageUrl`` only when given.
+    :param expand_prompt: Let KIE expand the prompt (``True``/``False``); sent as ``expandPrompt`` only
+        when given.
     """
 
     request_class = ExtendRequest
-    request_fields = ("source_task_id", "prompt", "quality", "water_mark", "callback_url", "source_quality")
+    request_fields = (
+        "source_task_id",
+        "prompt",
+        "quality",
+        "water_mark",
+        "callback_url",
+        "source_quality",
+        "image_url",
+        "expand_prompt",
+    )
     template_fields: Sequence[str] = (*request_fields, "runway_conn_id", "download_to")
 
     def __init__(
@@ -619,6 +635,8 @@ class RunwayExtendOperator(RunwayBaseOperator):
         water_mark: str = "",
         callback_url: str | XComArg | None = None,
         source_quality: str | XComArg | None = None,
+        image_url: str | ObjectStoragePath | XComArg | None = None,
+        expand_prompt: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -628,6 +646,8 @@ class RunwayExtendOperator(RunwayBaseOperator):
         self.water_mark = water_mark
         self.callback_url = callback_url
         self.source_quality = source_quality
+        self.image_url = image_url
+        self.expand_prompt = expand_prompt
         self.validate_static()
 
 

@@ -385,3 +385,25 @@ def test_extend_of_a_720p_or_unknown_source_is_created(
     request = hook.create_task.call_args.args[0]
     assert request.source_quality == (None if rendered in (None, "None", "") else rendered)
     assert "sourceQuality" not in request.to_payload() and "source_quality" not in request.to_payload()
+
+
+def test_extend_sends_image_url_and_expand_prompt_when_given(hook: mock.MagicMock, context: dict[str, Any]) -> None:
+    op = RunwayExtendOperator(
+        task_id="ext",
+        source_task_id="src-1",
+        prompt="go on",
+        image_url="https://files.example/guide.png",
+        expand_prompt=True,
+        poll_interval=1,
+    )
+    op.hook = hook
+    op.execute(context)
+    payload = hook.create_task.call_args.args[0].to_payload()
+    assert payload["imageUrl"] == "https://files.example/guide.png"
+    assert payload["expandPrompt"] is True
+    assert {"image_url", "expand_prompt"} <= set(RunwayExtendOperator.template_fields)
+
+
+def test_extend_with_a_bad_expand_prompt_is_a_dag_error_naming_it() -> None:
+    with pytest.raises(ValueError, match="expand_prompt"):
+        RunwayExtendOperator(task_id="ext", source_task_id="src-1", prompt="go on", expand_prompt="yes")  # type: ignore[arg-type]

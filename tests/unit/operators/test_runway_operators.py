@@ -606,3 +606,12 @@ def test_static_mistake_is_reported_as_a_dag_import_error(tmp_path: Any) -> None
     assert bag.dags == {}
     (error,) = bag.import_errors.values()
     assert "Invalid quality='1080p': 1080p is only available with duration=5" in error
+
+
+@pytest.mark.parametrize("message", ["Incorrect image format.", "Unsupported width or height (4000x10)"])
+def test_a_task_failed_for_bad_input_is_not_retried_even_when_remote_failures_are(
+    hook: mock.MagicMock, context: dict[str, Any], make_task: Any, message: str
+) -> None:
+    hook.get_task.return_value = make_task(status=TaskStatus.FAILED, fail_code="400", fail_message=message)
+    with pytest.raises(AirflowFailException, match=rf"{message[:20]}.*not retried \(the input was refused\)"):
+        attach(generate(retry_remote_failures=True), hook).execute(context)
