@@ -51,13 +51,15 @@ DEFAULT_SESSION_TIMEOUT = 1800
 LINT_AIRFLOW = AIRFLOW_VERSIONS[-1]
 
 #: Tests that import no Airflow (folders and files): the Airflow-free ``core``, the simulator, the benchmarks'
-#: statistics, webhook verification, the leak scanner's own controls. Nothing in them changes with Airflow, so
-#: they run once, in ``tests-airflow-free``, and every version session leaves them out. A new test file in one
-#: of these folders joins them; if it needs Airflow, that session fails to import it: add it to NEEDS_AIRFLOW.
+#: statistics, webhook verification, the leak scanner's own controls, the gate's summary table. Nothing in them
+#: changes with Airflow, so they run once, in ``tests-airflow-free``, and every version session leaves them out.
+#: A new test file in one of these folders joins them; if it needs Airflow, that session fails to import it: add
+#: it to NEEDS_AIRFLOW.
 AIRFLOW_FREE_TESTS = (
     "tests/unit/core",
     "tests/unit/simulator",
     "tests/integration/simulator",
+    "tests/unit/gate",
     "tests/unit/bench/test_stats.py",
     "tests/unit/bench/test_triggerer_scale_rounds.py",
     "tests/unit/callbacks/test_verify_webhook.py",
