@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole test gate: lint, then pytest on every supported Airflow version (the version matrix), run by nox
-# (noxfile.py) in uv-made virtualenvs, ending with one summary table (scripts/matrix_summary.py).
+# The whole test gate: lint, the Airflow-free tests once (in a virtualenv without Airflow), then pytest on every
+# supported Airflow version (the version matrix), run by nox (noxfile.py) in uv-made virtualenvs, ending with one
+# summary table (scripts/matrix_summary.py).
 #
 # Arguments go to nox, pytest arguments after `--`:
-#   bash scripts/test.sh                                   # Airflow 2.11.2, 3.0.6, 3.1.8, 3.2.2, 3.3.2, and lint
+#   bash scripts/test.sh                                   # Airflow 2.11.2 ... 3.3.2, airflow-free, and lint
 #   bash scripts/test.sh -s tests-3.3.2 -- -k sensor       # one version, some tests
 #   bash scripts/test.sh -l                                # list the sessions
 # Two sessions run at a time (MATRIX_JOBS=2, the default; each prints its output as one block when it ends,
