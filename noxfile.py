@@ -18,6 +18,7 @@ Examples::
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,9 +70,10 @@ AIRFLOW_FREE_TESTS = (
 NEEDS_AIRFLOW = ("tests/unit/core/test_wait_table.py",)
 AIRFLOW_FREE_SESSION = "tests-airflow-free"
 
-#: Longest first, so that two sessions at a time (``MATRIX_JOBS=2``) end close together; the short ones fill the
-#: gaps at the end. Pytest seconds of the last gate: 3.2 748, 3.3 696 (and the end-to-end suite), 3.1 617, 3.0 498,
-#: 2.11 457 (and the end-to-end suite).
+#: Longest first, so that the sessions running side by side (``MATRIX_JOBS``, 3 by default) end close together;
+#: the short ones fill the gaps at the end. Session seconds of the last gate before the split (issue 24): 3.3 696
+#: (with the end-to-end suite; the topology suite adds minutes), 3.2 748, 2.11 457 (end-to-end too, and topology),
+#: 3.1 617, 3.0 498.
 nox.options.sessions = [
     "tests-3.3.2",
     "tests-3.2.2",
@@ -131,6 +133,7 @@ def run_pytest(session: nox.Session, matrix_paths: Sequence[str]) -> None:
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
     junit = REPORT_DIR / f"{session.name}.xml"
     limit = int(os.environ.get("RUNWAY_SESSION_TIMEOUT", DEFAULT_SESSION_TIMEOUT))
+    cpu_before = children_cpu_seconds()
     try:
         # SIGINT first, so pytest tears its fixtures (and any Airflow processes) down and writes its JUnit XML.
         session.run(
@@ -157,6 +160,16 @@ def run_pytest(session: nox.Session, matrix_paths: Sequence[str]) -> None:
         if err.return_code in (124, 137):
             session.error(f"pytest was stopped after {limit} s (RUNWAY_SESSION_TIMEOUT)")
         raise
+    finally:
+        # CPU next to wall time tells a slow test from a waiting one, and compares across runs on a loaded machine.
+        cpu_file = REPORT_DIR / f"{session.name}.cpu"
+        cpu_file.write_text(f"{children_cpu_seconds() - cpu_before:.1f}\n")
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's ended children (pytest, and the processes it waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def make_tests_session(airflow: str) -> Callable[[nox.Session], None]:

@@ -1,9 +1,11 @@
 """Summary table of a ``nox`` run of the version matrix, from nox's JSON report and each session's JUnit XML.
 
 Prints one row per session that ran (``lint``, ``airflow-free``, then each Airflow version): passed, failed
-(failures and errors, collection errors included), skipped, and the session's seconds (environment set-up
-included); then how many distinct tests ran (a test that runs on five Airflow versions counts once), and the
-totals as a plain ``N passed, M failed`` line, which is always the last line. Exits 1 when any session
+(failures and errors, collection errors included), skipped, pytest's own seconds and the CPU seconds of pytest
+and the processes it started (``<session>.cpu``, written by ``noxfile.py``; CPU far below wall time means the
+tests mostly wait), and the session's seconds (environment set-up included); then how many distinct tests ran
+(a test that runs on five Airflow versions counts once), and the totals as a plain ``N passed, M failed`` line,
+which is always the last line. Exits 1 when any session
 failed, a test session ran no test, or a session left no JUnit XML; every such session counts at least one
 failure in the totals, so ``M`` is 0 exactly when the exit status is 0.
 
@@ -31,6 +33,8 @@ class Row:
     failed: int = 0
     skipped: int = 0
     note: str = ""
+    pytest_seconds: float | None = None
+    cpu_seconds: float | None = None
     #: ``module::test[params]`` of every test case in the session's JUnit XML.
     tests: set[str] = field(default_factory=set)
 
@@ -64,6 +68,13 @@ def count_junit(path: Path) -> tuple[int, int, int, set[str]]:
     return passed, failed, skipped, tests
 
 
+def suite_seconds(path: Path) -> float | None:
+    """pytest's own run time, from the JUnit XML's test suite (``None`` where there is none, as for lint)."""
+    suite = next(ElementTree.parse(path).getroot().iter("testsuite"), None)
+    seconds = suite.get("time") if suite is not None else None
+    return float(seconds) if seconds else None
+
+
 def build_rows(report: dict, junit_dir: Path) -> list[Row]:
     """One row per session in nox's report, in the order nox ran them."""
     rows = []
@@ -78,6 +89,7 @@ def build_rows(report: dict, junit_dir: Path) -> list[Row]:
         else:
             try:
                 row.passed, row.failed, row.skipped, row.tests = count_junit(junit)
+                row.pytest_seconds = suite_seconds(junit)
             except ElementTree.ParseError as err:
                 row.note = f"unreadable JUnit XML: {err}"
             else:
@@ -86,6 +98,9 @@ def build_rows(report: dict, junit_dir: Path) -> list[Row]:
                 elif row.status != "success" and row.failed == 0:
                     reason = entry.get("reason") or "see its output above"
                     row.note = f"session {row.status} ({reason}), though no test failed"
+        cpu = junit_dir / f"{name}.cpu"
+        if cpu.exists():
+            row.cpu_seconds = float(cpu.read_text())
         if not row.ok and row.failed == 0:
             row.failed = 1  # the session itself is the failure, so the totals never read "0 failed"
         rows.append(row)
@@ -106,13 +121,15 @@ def order(row: Row) -> tuple[int, tuple[int, ...], str]:
 
 def render(rows: list[Row], wall_seconds: float | None) -> list[str]:
     """The table, its notes, and the totals line last."""
-    headers = ("version", "passed", "failed", "skipped", "seconds", "result")
+    headers = ("session", "passed", "failed", "skipped", "pytest s", "cpu s", "seconds", "result")
     table = [
         (
             row.name.removeprefix("tests-"),
             str(row.passed),
             str(row.failed),
             str(row.skipped),
+            "-" if row.pytest_seconds is None else f"{row.pytest_seconds:.0f}",
+            "-" if row.cpu_seconds is None else f"{row.cpu_seconds:.0f}",
             f"{row.seconds:.0f}",
             "ok" if row.ok else "FAILED",
         )
