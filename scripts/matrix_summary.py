@@ -1,8 +1,11 @@
 """Summary table of a ``nox`` run of the version matrix, from nox's JSON report and each session's JUnit XML.
 
-Prints one row per session that ran (``lint``, then each Airflow version): passed, failed (failures and
-errors, collection errors included), skipped, and the session's seconds (environment set-up included), then
-the totals as a plain ``N passed, M failed`` line, which is always the last line. Exits 1 when any session
+Prints one row per session that ran (``lint``, ``airflow-free``, then each Airflow version): passed, failed
+(failures and errors, collection errors included), skipped, pytest's own seconds and the CPU seconds of pytest
+and the processes it started (``<session>.cpu``, written by ``noxfile.py``; CPU far below wall time means the
+tests mostly wait), and the session's seconds (environment set-up included); then how many distinct tests ran
+(a test that runs on five Airflow versions counts once), and the totals as a plain ``N passed, M failed`` line,
+which is always the last line. Exits 1 when any session
 failed, a test session ran no test, or a session left no JUnit XML; every such session counts at least one
 failure in the totals, so ``M`` is 0 exactly when the exit status is 0.
 
@@ -12,8 +15,9 @@ Usage: ``python scripts/matrix_summary.py NOX_REPORT_JSON JUNIT_DIR [WALL_SECOND
 from __future__ import annotations
 
 import json
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -29,16 +33,31 @@ class Row:
     failed: int = 0
     skipped: int = 0
     note: str = ""
+    pytest_seconds: float | None = None
+    cpu_seconds: float | None = None
+    #: ``module::test[params]`` of every test case in the session's JUnit XML.
+    tests: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
         return self.status == "success" and self.failed == 0 and not self.note
 
 
-def count_junit(path: Path) -> tuple[int, int, int]:
-    """Passed, failed (failure or error, setup and teardown errors included) and skipped test cases."""
+#: An object's default ``repr`` in a parametrized test's id (``<object object at 0x7f...>``) differs per run.
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def test_id(case: ElementTree.Element) -> str:
+    """The test a JUnit test case ran, the same in every session that runs it."""
+    return _ADDRESS.sub("0x?", f"{case.get('classname', '')}::{case.get('name', '')}")
+
+
+def count_junit(path: Path) -> tuple[int, int, int, set[str]]:
+    """Passed, failed (failure or error, setup and teardown errors included) and skipped test cases, and their ids."""
     passed = failed = skipped = 0
+    tests = set()
     for case in ElementTree.parse(path).getroot().iter("testcase"):
+        tests.add(test_id(case))
         tags = {child.tag for child in case}
         if tags & {"failure", "error"}:
             failed += 1
@@ -46,7 +65,14 @@ def count_junit(path: Path) -> tuple[int, int, int]:
             skipped += 1
         else:
             passed += 1
-    return passed, failed, skipped
+    return passed, failed, skipped, tests
+
+
+def suite_seconds(path: Path) -> float | None:
+    """pytest's own run time, from the JUnit XML's test suite (``None`` where there is none, as for lint)."""
+    suite = next(ElementTree.parse(path).getroot().iter("testsuite"), None)
+    seconds = suite.get("time") if suite is not None else None
+    return float(seconds) if seconds else None
 
 
 def build_rows(report: dict, junit_dir: Path) -> list[Row]:
@@ -62,7 +88,8 @@ def build_rows(report: dict, junit_dir: Path) -> list[Row]:
             row.note = "no JUnit XML: the session failed before its tests ran (see its output above)"
         else:
             try:
-                row.passed, row.failed, row.skipped = count_junit(junit)
+                row.passed, row.failed, row.skipped, row.tests = count_junit(junit)
+                row.pytest_seconds = suite_seconds(junit)
             except ElementTree.ParseError as err:
                 row.note = f"unreadable JUnit XML: {err}"
             else:
@@ -71,6 +98,9 @@ def build_rows(report: dict, junit_dir: Path) -> list[Row]:
                 elif row.status != "success" and row.failed == 0:
                     reason = entry.get("reason") or "see its output above"
                     row.note = f"session {row.status} ({reason}), though no test failed"
+        cpu = junit_dir / f"{name}.cpu"
+        if cpu.exists():
+            row.cpu_seconds = float(cpu.read_text())
         if not row.ok and row.failed == 0:
             row.failed = 1  # the session itself is the failure, so the totals never read "0 failed"
         rows.append(row)
@@ -78,24 +108,28 @@ def build_rows(report: dict, junit_dir: Path) -> list[Row]:
 
 
 def order(row: Row) -> tuple[int, tuple[int, ...], str]:
-    """``lint`` first, then the Airflow versions oldest first, then anything else."""
+    """``lint`` first, then ``airflow-free``, then the Airflow versions oldest first, then anything else."""
     version = row.name.removeprefix("tests-")
     if row.name == "lint":
         return (0, (), "")
+    if row.name == "tests-airflow-free":
+        return (1, (), "")
     if row.name.startswith("tests-") and version.replace(".", "").isdigit():
-        return (1, tuple(int(part) for part in version.split(".")), "")
-    return (2, (), row.name)
+        return (2, tuple(int(part) for part in version.split(".")), "")
+    return (3, (), row.name)
 
 
 def render(rows: list[Row], wall_seconds: float | None) -> list[str]:
     """The table, its notes, and the totals line last."""
-    headers = ("version", "passed", "failed", "skipped", "seconds", "result")
+    headers = ("session", "passed", "failed", "skipped", "pytest s", "cpu s", "seconds", "result")
     table = [
         (
             row.name.removeprefix("tests-"),
             str(row.passed),
             str(row.failed),
             str(row.skipped),
+            "-" if row.pytest_seconds is None else f"{row.pytest_seconds:.0f}",
+            "-" if row.cpu_seconds is None else f"{row.cpu_seconds:.0f}",
             f"{row.seconds:.0f}",
             "ok" if row.ok else "FAILED",
         )
@@ -119,6 +153,8 @@ def render(rows: list[Row], wall_seconds: float | None) -> list[str]:
     if wall_seconds is not None:
         timing += f"; wall clock {wall_seconds:.0f} s ({wall_seconds / 60:.1f} min)"
     out.append(timing + " (lint's 3 checks count as 3 tests)")
+    distinct = set().union(*(row.tests for row in rows if row.name != "lint"))
+    out.append(f"{len(distinct)} distinct tests (each counted once, whichever sessions ran it; lint not included)")
     out.append(f"{passed} passed, {failed} failed, {skipped} skipped")
     return out
 

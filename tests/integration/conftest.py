@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -9,10 +10,20 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, AIRFLOW_V_3_3_PLUS
-from tests.integration.airflow_compat import read_xcom, serialize_dag
-
 SIM_API_KEY = "sim-operator-test-key"
+
+
+def _airflow_version() -> tuple[int, int, int]:
+    """The installed Airflow's ``(major, minor, micro)``; ``(0, 0, 0)`` where none is installed.
+
+    The Airflow-free session (``tests-airflow-free`` in ``noxfile.py``) runs ``tests/integration/simulator``
+    under this conftest, so importing it must not import Airflow.
+    """
+    if importlib.util.find_spec("airflow") is None:
+        return (0, 0, 0)
+    from airflow_provider_runway.version_compat import get_base_airflow_version_tuple
+
+    return get_base_airflow_version_tuple()
 
 
 @pytest.fixture
@@ -28,7 +39,7 @@ def _exception_in_callback_context() -> Iterator[None]:
     Their task runner sets it before running the callbacks, but their in-process runner (``dag.test()``)
     does not (3.3 does); without it a failure callback cannot tell why the task failed.
     """
-    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_3_PLUS:
+    if not (3, 0, 0) <= _airflow_version() < (3, 3, 0):
         yield
         return
     from airflow.sdk.execution_time import task_runner
@@ -55,7 +66,7 @@ def _task_sdk_log_level_on_3_0() -> None:
     render tracebacks with every frame's local variables. A worker configures structlog first, with
     the ``[logging] logging_level`` (INFO here) and tracebacks without locals.
     """
-    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS:
+    if (3, 0, 0) <= _airflow_version() < (3, 1, 0):
         import logging
 
         import structlog
@@ -103,6 +114,7 @@ def _restore_logging() -> Iterator[None]:
 @pytest.fixture
 def run_dag(airflow_db: str) -> Callable[..., Any]:
     """``run_dag(dag, **test_kwargs)``: serialize the DAG and run it once with ``dag.test()``."""
+    from tests.integration.airflow_compat import serialize_dag
 
     def run(dag: Any, **kwargs: Any) -> Any:
         serialize_dag(dag)
@@ -114,6 +126,7 @@ def run_dag(airflow_db: str) -> Callable[..., Any]:
 @pytest.fixture
 def xcom(airflow_db: str) -> Callable[..., Any]:
     """``xcom(dag_run, task_id, key="return_value", map_index=-1)``: an XCom value from the DB."""
+    from tests.integration.airflow_compat import read_xcom
 
     def read(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         return read_xcom(dag_run.dag_id, dag_run.run_id, task_id, key, map_index)
