@@ -63,7 +63,7 @@ AIRFLOW_FREE_TESTS = (
     "tests/unit/gate",
     "tests/unit/bench/test_stats.py",
     "tests/unit/bench/test_triggerer_scale_rounds.py",
-    "tests/unit/callbacks/test_verify_webhook.py",
+    "tests/unit/transfer/callbacks/test_verify_webhook.py",
     "tests/integration/secrets/test_leak_scan_controls.py",
 )
 #: Test files inside AIRFLOW_FREE_TESTS' folders that do import Airflow: they run in every version session.

@@ -62,14 +62,14 @@ HOSTILE_BODIES: list[Any] = [
 ]
 
 
-@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=lambda b: repr(b)[:40])
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=lambda b: "a plain object" if type(b) is object else repr(b)[:40])
 def test_hostile_bodies_are_verification_errors(body: Any) -> None:
     with pytest.raises(WebhookVerificationError) as err:
         verify_webhook(SIGNED, body, KEY, now=NOW)
     assert err.value.reason in ("malformed_body", "bad_signature")
 
 
-@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=lambda b: repr(b)[:40])
+@pytest.mark.parametrize("body", HOSTILE_BODIES, ids=lambda b: "a plain object" if type(b) is object else repr(b)[:40])
 def test_hostile_bodies_are_value_errors_when_only_parsed(body: Any) -> None:
     with pytest.raises(ValueError):
         parse_callback_body(body)
