@@ -2,9 +2,10 @@
 
 KIE publishes no machine-readable price list. The figures below come from KIE's Runway and Aleph API pages
 (docs.kie.ai/runway-api, docs.kie.ai/runway-aleph-api, read 2026-11, summarised in the project's API notes):
-"roughly 12-14 credits per second of Runway video; Aleph 50-70 credits per 5 s". KIE does not break the
-Runway range down by quality in text; its pricing widget charges more for 1080p, so 720p is read as the low
-end (12 credits per second) and 1080p as the high end (14). Aleph's price is a range and the endpoint is
+"roughly 12-14 credits per second of Runway video; Aleph 50-70 credits per 5 s". KIE's pages as stored here
+give no per-quality figure (no KIE price page could be read for this table); 720p is read as the low end (12
+credits per second) and 1080p as the high end (14), this project's reading of the range, not a published
+split: set ``price_table`` to your account's figures. Aleph's price is a range and the endpoint is
 marked discontinued, so it is unknown here (``None``): usage then says ``credits: null`` with the reason,
 rather than a guess. The connection extra ``price_table`` overrides any entry, e.g.
 ``{"price_table": {"runway:720p": 12.5, "aleph": 60}}``.
