@@ -203,9 +203,10 @@ def test_batch_survives_the_busier_triggerer_killed_on_celery_and_postgres(
     assert final_state == "success", Counter((t["task_id"], t["state"]) for t in instances)
     assert Counter(t["state"] for t in instances) == Counter({"success": TASK_COUNT})
 
-    # Both triggerers held waits; the killed one's were all adopted by the survivor and ended in time.
+    # The killed triggerer held waits (usually both do; Airflow decides the split, so the survivor may hold none);
+    # the killed one's were all adopted by the survivor and ended in time.
     killed_job, survivor_job = topology.triggerer_jobs[killed_name], topology.triggerer_jobs[survivor_name]
-    assert set(held_at_kill) == {killed_job, survivor_job}, held_at_kill
+    assert held_at_kill[killed_job] > 0 and set(held_at_kill) <= {killed_job, survivor_job}, held_at_kill
     orphans = [task for task, changes in timeline.history.items() if held_by(changes, killed_job, t_kill)]
     assert len(orphans) == held_at_kill[killed_job]
     # Each wait's first read after the kill is its end (the simulator released every generation then).
