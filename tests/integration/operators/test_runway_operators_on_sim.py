@@ -344,7 +344,8 @@ class CrashingFirstTry(RunwayGenerateOperator):
     """Loses its first try right after the Runway task was created and its id stored.
 
     ``wait_until`` lets the remote task reach that simulator state before the crash. With
-    ``fail_remote`` the first try does not crash: its remote task fails, and so does the try.
+    ``fail_remote`` the first try does not crash: its remote task fails, and so does the try; run it with the
+    simulator paused (so the generation cannot finish before it is failed), and the next try releases it.
     """
 
     def __init__(self, *, wait_until: str | None = None, fail_remote: bool = False, **kwargs: Any) -> None:
@@ -361,6 +362,8 @@ class CrashingFirstTry(RunwayGenerateOperator):
             if self.wait_until:
                 sim.wait_for(str(external_id), self.wait_until)
             raise RuntimeError("simulated worker loss after the Runway task was created")
+        if self.fail_remote:
+            SimulatorClient(self.hook.base_url).resume()
         return super().poll_until_complete(external_id, context)
 
 
@@ -390,6 +393,7 @@ def test_retry_attaches_instead_of_paying_twice(
 def test_retry_after_remote_failure_creates_a_new_task_when_opted_in(
     runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any
 ) -> None:
+    runway_conn.pause()
     with new_dag("resume_failed") as dag:
         CrashingFirstTry(
             task_id="gen",

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import DAG, XComArg
 
 from airflow_provider_runway.operators.runway import RunwayAlephOperator, RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor
+from airflow_provider_runway.simulator.client import SimulatorClient
 from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 from tests.integration.airflow_compat import reschedule_count
 
@@ -33,7 +34,28 @@ MODES: list[Any] = [
 MODE_IDS = ["poke", "reschedule", "deferrable"]
 
 
-def submit_and_wait(name: str, failures: Any = None, *, aleph: bool = False, **sensor_kwargs: Any) -> DAG:
+class ReleasingSensor(RunwayTaskSensor):
+    """Releases the paused simulator after a poke that found the task still running.
+
+    With the simulator paused before the run, the first poke sees the generation held in ``generating`` however
+    long Airflow takes to start the sensor; the next poke sees it finished.
+    """
+
+    def poke(self, context: Any) -> Any:
+        result = super().poke(context)
+        if not result:
+            SimulatorClient(self.hook.base_url).resume()
+        return result
+
+
+def submit_and_wait(
+    name: str,
+    failures: Any = None,
+    *,
+    aleph: bool = False,
+    sensor_class: type[RunwayTaskSensor] = RunwayTaskSensor,
+    **sensor_kwargs: Any,
+) -> DAG:
     with DAG(f"{name}_{next(_ids)}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         if aleph:
             submit: Any = RunwayAlephOperator(
@@ -42,7 +64,7 @@ def submit_and_wait(name: str, failures: Any = None, *, aleph: bool = False, **s
         else:
             submit = RunwayGenerateOperator(task_id="submit", prompt="x", wait_for_completion=False)
         callback = {"on_failure_callback": failures[0]} if failures else {}
-        RunwayTaskSensor(
+        sensor_class(
             task_id="wait",
             runway_task_id=XComArg(submit, key="task_id"),
             family="aleph" if aleph else "runway",
@@ -55,10 +77,11 @@ def submit_and_wait(name: str, failures: Any = None, *, aleph: bool = False, **s
 
 @pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
 def test_sensor_success(mode: dict[str, Any], runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any) -> None:
-    if mode.get("mode") == "reschedule":
-        # Still running at the first poke, however long Airflow takes to start the sensor (about 1 s on 3.0).
-        runway_conn.configure(generating_seconds=3.0)
-    dr = run_dag(submit_and_wait("sensor_ok", **mode))
+    rescheduling = mode.get("mode") == "reschedule"
+    if rescheduling:
+        runway_conn.pause()  # still running at the first poke, however long Airflow takes to start the sensor
+    sensor_class = ReleasingSensor if rescheduling else RunwayTaskSensor
+    dr = run_dag(submit_and_wait("sensor_ok", sensor_class=sensor_class, **mode))
     assert ti_states(dr)["wait"][0] == "success"
     result = xcom(dr, "wait")
     assert result["task_id"] == xcom(dr, "submit", "task_id")
@@ -130,7 +153,7 @@ def test_reschedule_sensor_on_an_unknown_task_fails_after_the_grace(
     grace, poke = 6.0, 1.0  # the grace counts from the try's start, so it includes the task's start-up
     monkeypatch.setattr(wait_module, "NOT_FOUND_GRACE_SECONDS", grace)
     with DAG(f"sensor_unknown_{next(_ids)}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-        RunwayTaskSensor(
+        sensor_class(
             task_id="wait",
             runway_task_id="never-created-0123",
             mode="reschedule",
