@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -39,7 +40,26 @@ def airflow_db() -> Iterator[str]:
     # on the stderr of that moment: every later test would capture no log line.
     root.setLevel(level)
     root.handlers[:] = handlers
+    _share_the_in_process_execution_api()
     yield _AIRFLOW_HOME
+
+
+def _share_the_in_process_execution_api() -> None:
+    """Give ``dag.test()`` on Airflow 3.0-3.2 one in-process Execution API app, as Airflow 3.3 does.
+
+    Before 3.3, ``airflow.sdk.execution_time.supervisor.in_process_api_server`` built a new Cadwyn app for each
+    task ``dag.test()`` ran, and each new app generated its versioned routers again: 1-4 s of CPU per task, most
+    of those sessions' run time. Airflow 3.3 wraps the same function in ``functools.lru_cache(maxsize=1)``; this
+    does the same on the versions before it. It changes no behaviour under test: one app serves every request,
+    as on 3.3 and in a real api-server.
+    """
+    try:
+        from airflow.sdk.execution_time import supervisor
+    except ImportError:  # Airflow 2.11: dag.test() runs tasks without the Execution API
+        return
+    build = supervisor.in_process_api_server
+    if not hasattr(build, "cache_info"):
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(build)  # type: ignore[assignment]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -210,6 +214,43 @@ def occupy_slot(sim: Any) -> str:
     return str(api(sim, "/api/v1/runway/generate", body)["taskId"])
 
 
+@contextmanager
+def slot_held_until(sim: Any, turned_away: Callable[[], bool], timeout: float = 120.0) -> Iterator[str]:
+    """Hold the account's one slot with a blocker until KIE has turned the operator away at least once.
+
+    The simulator is paused, so the blocker stays ``generating`` however long Airflow takes to start the task; a
+    thread releases it once ``turned_away()`` (read from the simulator's counters) is true. Yields the blocker's id.
+    """
+    client = SimulatorClient(sim.url)
+    client.pause()
+    blocker = occupy_slot(sim)
+    done = threading.Event()
+
+    def release() -> None:
+        deadline = time.monotonic() + timeout
+        while not done.is_set() and time.monotonic() < deadline and not turned_away():
+            time.sleep(0.05)
+        client.resume()
+
+    releaser = threading.Thread(target=release, daemon=True)
+    releaser.start()
+    try:
+        yield blocker
+    finally:
+        done.set()
+        releaser.join(timeout=10)
+
+
+@pytest.fixture
+def short_deferred_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deferrable operator's least pause for capacity, 15 s, made 0.5 s.
+
+    The 15 s guard is for the scheduler's race with an ending task process (apache/airflow#67287); ``dag.test()``
+    runs tasks and triggers in one process, with no scheduler to race. The unit tests keep the 15 s.
+    """
+    monkeypatch.setattr("airflow_provider_runway.operators.runway.MIN_DEFERRED_PAUSE", 0.5)
+
+
 @pytest.mark.parametrize("mode", ["fail_task", "refuse"])
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_a_busy_account_makes_the_operator_wait_not_fail(
@@ -217,18 +258,23 @@ def test_a_busy_account_makes_the_operator_wait_not_fail(
     deferrable: bool,
     runway_sim_factory: Any,
     monkeypatch: Any,
+    short_deferred_pause: None,
     run_dag: Any,
     ti_states: Any,
     xcom: Any,
 ) -> None:
-    # The blocker holds the slot for 10 s: long enough that even a loaded machine starts the operator while it
-    # is busy (1.5 s was not, on a loaded CI run), short enough that the wait ends soon after.
-    sim = runway_sim_factory(concurrency_limit=1, concurrency_mode=mode, generating_seconds=10)
+    sim = runway_sim_factory(concurrency_limit=1, concurrency_mode=mode, generating_seconds=1)
+
+    def turned_away() -> bool:
+        if mode == "fail_task":
+            return counter(sim, "concurrency_failures") >= 1
+        return int(SimulatorClient(sim.url).counters()["requests"].get("generate", 0)) >= 2
+
     use_sim(sim, monkeypatch)
-    blocker = occupy_slot(sim)
     with new_dag("busy") as dag:
         RunwayGenerateOperator(task_id="gen", prompt="A fox", deferrable=deferrable, retries=0, poll_interval=0.2)
-    dr = run_dag(dag)
+    with slot_held_until(sim, turned_away) as blocker:
+        dr = run_dag(dag)
     assert ti_states(dr) == {"gen": ("success", 1)}
     task_id = xcom(dr, "gen", "task_id")
     assert task_id != blocker
@@ -290,16 +336,22 @@ def test_an_address_off_the_ip_whitelist_fails_naming_the_whitelist(
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_the_free_account_capacity_message_makes_the_operator_wait_not_fail(
-    deferrable: bool, runway_sim_factory: Any, monkeypatch: Any, run_dag: Any, ti_states: Any, xcom: Any
+    deferrable: bool,
+    runway_sim_factory: Any,
+    monkeypatch: Any,
+    short_deferred_pause: None,
+    run_dag: Any,
+    ti_states: Any,
+    xcom: Any,
 ) -> None:
     sim = runway_sim_factory(
-        concurrency_limit=1, concurrency_mode="fail_task", concurrency_message=FREE_ACCOUNT, generating_seconds=10
+        concurrency_limit=1, concurrency_mode="fail_task", concurrency_message=FREE_ACCOUNT, generating_seconds=1
     )
     use_sim(sim, monkeypatch)
-    blocker = occupy_slot(sim)
     with new_dag("free") as dag:
         RunwayGenerateOperator(task_id="gen", prompt="A fox", deferrable=deferrable, retries=0, poll_interval=0.2)
-    dr = run_dag(dag)
+    with slot_held_until(sim, lambda: counter(sim, "concurrency_failures") >= 1) as blocker:
+        dr = run_dag(dag)
     assert ti_states(dr) == {"gen": ("success", 1)}
     assert xcom(dr, "gen", "task_id") != blocker
     assert counter(sim, "tasks_created") == 2  # none paid twice

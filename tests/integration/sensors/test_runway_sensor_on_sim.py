@@ -153,7 +153,7 @@ def test_reschedule_sensor_on_an_unknown_task_fails_after_the_grace(
     grace, poke = 6.0, 1.0  # the grace counts from the try's start, so it includes the task's start-up
     monkeypatch.setattr(wait_module, "NOT_FOUND_GRACE_SECONDS", grace)
     with DAG(f"sensor_unknown_{next(_ids)}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-        sensor_class(
+        RunwayTaskSensor(
             task_id="wait",
             runway_task_id="never-created-0123",
             mode="reschedule",
