@@ -37,29 +37,27 @@ MODELS = {TaskFamily.RUNWAY: "runway-gen4-turbo", TaskFamily.ALEPH: "runway-alep
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How the generation of this try ended, kept on the operator for its lineage methods."""
+    """How the generation of a try ended, kept by the try for the operator's lineage methods."""
 
     task: RunwayTask
     usage: RunwayUsage
     result: Mapping[str, Any] | None = None
 
 
-def report_success(op: RunwayBaseOperator, context: Context, task: RunwayTask, result: Mapping[str, Any]) -> None:
-    """Push ``runway_usage`` and attach the video's metadata to every asset outlet's event."""
+def report_success(op: RunwayBaseOperator, context: Context, task: RunwayTask, result: Mapping[str, Any]) -> RunOutcome:
+    """Push ``runway_usage`` and attach the video's metadata to every asset outlet's event; returns the outcome."""
     usage = _record(op, context, task)
-    op._runway_outcome = RunOutcome(task, usage, result)
     extra = outlet_extra(task, usage, result)
     outlet_events = context.get("outlet_events")
     for outlet in op.outlets or ():
         if outlet_events is not None and isinstance(outlet, Asset):  # a Dataset on Airflow 2
             outlet_events[outlet].extra.update(extra)
+    return RunOutcome(task, usage, result)
 
 
-def report_remote_failure(op: RunwayBaseOperator, context: Context, task: RunwayTask | None) -> None:
+def report_remote_failure(op: RunwayBaseOperator, context: Context, task: RunwayTask) -> RunOutcome:
     """Push ``runway_usage`` for a generation KIE failed (charged, unless it failed for the concurrency limit)."""
-    if task is None:
-        return
-    op._runway_outcome = RunOutcome(task, _record(op, context, task))
+    return RunOutcome(task, _record(op, context, task))
 
 
 def _record(op: RunwayBaseOperator, context: Context, task: RunwayTask) -> RunwayUsage:
@@ -119,11 +117,10 @@ def output_locations(outcome: RunOutcome | None) -> list[str]:
     return [redact_url(outcome.task.video_url)] if outcome.task.video_url else []
 
 
-def openlineage_facets(op: RunwayBaseOperator) -> Any:
-    """The ``OperatorLineage`` of this try: input files, the video, and the Runway run facet."""
+def openlineage_facets(op: RunwayBaseOperator, outcome: RunOutcome | None) -> Any:
+    """The ``OperatorLineage`` of this try (``outcome``: how its generation ended): inputs, video, Runway facet."""
     from airflow_provider_runway.openlineage.facets import operator_lineage
 
-    outcome: RunOutcome | None = getattr(op, "_runway_outcome", None)
     facet = None
     if outcome is not None:
         usage = outcome.usage

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -56,6 +57,7 @@ from airflow_provider_runway.core.wait import (
     WaitDecision,
     WaitPolicy,
     WaitState,
+    deadline_for,
 )
 from airflow_provider_runway.core.webhooks import plain_http_callback_warning
 from airflow_provider_runway.core.wire import status_path
@@ -67,16 +69,22 @@ from airflow_provider_runway.links.runway import (
     RunwayTaskLink,
 )
 from airflow_provider_runway.operators._capacity import MIN_DEFERRED_PAUSE, CapacityWait, pause_trigger
-from airflow_provider_runway.operators._deferral import defer, finish_deferred, resume_kwargs
-from airflow_provider_runway.operators._lineage import openlineage_facets, report_remote_failure, report_success
-from airflow_provider_runway.operators._resumable import remember
+from airflow_provider_runway.operators._lineage import (
+    RunOutcome,
+    openlineage_facets,
+    report_remote_failure,
+    report_success,
+)
+from airflow_provider_runway.operators._resumable import record_key, remember
 from airflow_provider_runway.transfer.uploads import (
     INPUT_FIELDS,
     InputSource,
     is_upload_input,
     take_file_inputs,
 )
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS, storable_result
+from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
+from airflow_provider_runway.triggers.task_end import task_end_supported, worker_end_reasons
+from airflow_provider_runway.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, storable_result
 
 if AIRFLOW_V_3_3_PLUS:
     from airflow.providers.common.compat.sdk import ResumableJobMixin
@@ -90,13 +98,74 @@ if TYPE_CHECKING:
     from airflow.sdk.definitions.mappedoperator import OperatorPartial
 
     from airflow_provider_runway.core import CreateRequest
-    from airflow_provider_runway.operators._lineage import RunOutcome
 
 #: XCom key of the ``downloadUrl`` each uploaded input was sent as (field name to URL).
 RUNWAY_UPLOADED_INPUTS_XCOM_KEY = "runway_uploaded_inputs"
 #: Errors on create after which no task exists, so an Airflow retry is safe (the hook reports a
 #: create that may have happened as RunwayCreateUncertainError instead).
 _RETRYABLE_CREATE_ERRORS = (RunwayRateLimitedError, RunwayUnavailableError, RunwayTransportError)
+#: Most seconds a deferred wait ends before ``execution_timeout`` on Airflow 2 (see ``_defer_wait``).
+EXECUTION_TIMEOUT_RESERVE = 5.0
+
+
+@dataclass
+class RunwayTry:
+    """One Airflow try of a Runway operator, from its create (or attach) to its end.
+
+    A try creates the Runway task (or attaches to the one an earlier try stored), waits for it (in place, or
+    deferred to the triggerer), and ends with the result or a failure; while KIE has no capacity it pauses
+    and creates again. Each entry point of the operator (``execute``, ``execute_complete``,
+    ``create_after_capacity_wait``) starts one; what a resumed try needs from before its deferral travels in
+    the deferral's ``kwargs`` (:meth:`resume_kwargs`), plain JSON.
+    """
+
+    #: When the try started: ``execution_timeout`` counts from it where the task instance has no start date.
+    started: float | None = None
+    request: CreateRequest | None = None
+    #: File inputs still to upload, by field name.
+    uploads: dict[str, InputSource] = field(default_factory=dict)
+    #: Field name to the ``downloadUrl`` each file input was uploaded as, in this try.
+    uploaded: dict[str, str] = field(default_factory=dict)
+    capacity: CapacityWait = field(default_factory=CapacityWait)
+    #: The Runway task waited for, as last read (or as created).
+    task: RunwayTask | None = None
+    #: When this try created that task (``None``: it attached to an earlier try's), and last read it.
+    created_at: float | None = None
+    last_read_at: float | None = None
+    #: How the generation ended, for the lineage methods.
+    outcome: RunOutcome | None = None
+    #: Tasks KIE failed for capacity before charging, to the task this try created in their place.
+    replaced: dict[str, str] = field(default_factory=dict)
+
+    def current(self, task_id: str) -> str:
+        """``task_id``, or the task that replaced it in this try."""
+        while task_id in self.replaced:
+            task_id = self.replaced[task_id]
+        return task_id
+
+    def created(self, task_id: str, family: TaskFamily) -> None:
+        """This try created ``task_id`` just now."""
+        self.task = RunwayTask(task_id=task_id, family=family, status=TaskStatus.PENDING)
+        self.created_at, self.last_read_at = time.time(), None
+
+    def wait_state(self) -> dict[str, Any] | None:
+        """A deferred wait for a task this try created starts at its creation, so reads follow that clock."""
+        if self.created_at is None:
+            return None
+        seen = self.last_read_at is not None
+        return WaitState(started_at=self.created_at, seen=seen, last_read_at=self.last_read_at).to_dict()
+
+    def resume_kwargs(self, try_number: int | None) -> dict[str, Any] | None:
+        """What the resumed try needs: its number, a wait for a slot in progress, the uploaded inputs' URLs."""
+        kwargs: dict[str, Any] = {}
+        if try_number is not None:
+            kwargs["deferred_try"] = try_number
+        if self.capacity.waiting:
+            kwargs["capacity_since"] = self.capacity.since
+            kwargs["capacity_attempts"] = self.capacity.attempts
+        if self.uploaded:  # a create after a pause for capacity reuses the uploads
+            kwargs["uploaded"] = self.uploaded
+        return kwargs or None
 
 
 class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
@@ -143,8 +212,6 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     operator_extra_links = (RunwayTaskLink(),)
     ui_color = "#1b1b1b"
     ui_fgcolor = "#ffffff"
-    #: How this try's generation ended, for the lineage methods (set by ``_lineage.report_*``).
-    _runway_outcome: RunOutcome | None = None
 
     def __init__(
         self,
@@ -182,18 +249,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self.download_to = download_to
         self.retry_remote_failures = retry_remote_failures
         self.runway_task_id: str | None = None
-        self._request: CreateRequest | None = None
-        self._uploads: dict[str, InputSource] = {}
-        self._known_task: RunwayTask | None = None
-        self._result: dict[str, Any] | None = None
-        self._try_started: float | None = None
-        self._capacity = CapacityWait()
-        #: Field name to the ``downloadUrl`` each file input was uploaded as, in this try.
-        self._uploaded: dict[str, str] = {}
-        self._created = False  # this try created the task it waits for
-        #: When this try created the task, and last read it before deferring (the trigger's schedule follows).
-        self._created_at: float | None = None
-        self._last_read_at: float | None = None
+        self._try = RunwayTry()
 
     # -- validation ---------------------------------------------------------------------------
 
@@ -231,7 +287,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             request = self.request_class(**values, limits=limits)
         except RunwayParameterError as err:
             raise AirflowFailException(f"{self.task_id}: {err.message}; no Runway task was created") from err
-        self._uploads = uploads
+        self._try.uploads = uploads
         if warning := plain_http_callback_warning(request.callback_url):
             self.log.warning("%s: %s", self.task_id, warning)
         return request
@@ -253,19 +309,15 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         ti.xcom_push(key=RUNWAY_TASK_ID_XCOM_KEY, value=task_id)
         ti.xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=self.status_url(task_id))
 
-    # -- execution ------------------------------------------------------------------------------
+    # -- one try: create (or attach), defer, wait, end ------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        self._start_try()
-        self._request = self.build_request(self.hook.get_validation_limits())
-        return storable_result(self.execute_resumable(context), self.multiple_outputs)
-
-    def _start_try(self) -> None:
-        """One operator object may run several tries in one process (dag.test): start clean."""
-        self.runway_task_id, self._known_task, self._result = None, None, None
-        self._capacity, self._uploaded, self._created = CapacityWait(), {}, False
-        self._created_at = self._last_read_at = None
-        self._try_started = time.time()  # when the task instance has no start date (2.11's dag.test)
+        self._try = RunwayTry(started=time.time())  # when the task instance has no start date (2.11's dag.test)
+        self._try.request = self.build_request(self.hook.get_validation_limits())
+        result = self.execute_resumable(context)
+        if result is None:  # Airflow 3.3's mixin returns poll_until_complete's None when it reattaches
+            result = self.get_job_result(self.runway_task_id, context)
+        return storable_result(result, self.multiple_outputs)
 
     def create_after_capacity_wait(
         self,
@@ -277,18 +329,49 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         uploaded: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Resume a deferrable try after its pause for capacity: create again, then wait as usual."""
-        self._start_try()
-        self._capacity = CapacityWait(capacity_since, capacity_attempts)
+        self._try = RunwayTry(started=time.time(), capacity=CapacityWait(capacity_since, capacity_attempts))
         request = self.build_request(self.hook.get_validation_limits())
         if uploaded:  # uploaded before the pause: the URLs are reused, nothing is uploaded again
-            self._uploads, self._uploaded = {}, dict(uploaded)
-            request = dataclasses.replace(request, **self._uploaded)  # type: ignore[arg-type]
-        self._request = request
+            self._try.uploads, self._try.uploaded = {}, dict(uploaded)
+            request = dataclasses.replace(request, **self._try.uploaded)  # type: ignore[arg-type]
+        self._try.request = request
         with self._resumed_record(context):
             task_id = self.submit_job(context)
             if self.durable:
                 remember(context, self.external_id_key, task_id)
-            return storable_result(self.poll_until_complete(task_id, context), self.multiple_outputs)
+            self.poll_until_complete(task_id, context)
+            return storable_result(self.get_job_result(task_id, context), self.multiple_outputs)
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: Mapping[str, Any],
+        deferred_try: int | None = None,
+        capacity_since: float | None = None,
+        capacity_attempts: int = 0,
+        uploaded: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Turn the trigger's event into the return value, or into the matching failure.
+
+        A task KIE failed for the concurrency limit is created again after a pause in the triggerer, and the
+        new task waited for.
+        """
+        self._try = RunwayTry(
+            started=self._try.started,
+            capacity=CapacityWait(capacity_since, capacity_attempts),
+            uploaded=dict(uploaded or {}),
+        )
+        if deferred_try is not None and deferred_try != context["ti"].try_number:
+            # Airflow 3.0 resumes the retry of a task whose resumed try failed with that earlier try's
+            # event: start this try afresh instead (it attaches to the stored Runway task).
+            self.log.info(
+                "Try %s was resumed with the event of try %s; starting it afresh",
+                context["ti"].try_number,
+                deferred_try,
+            )
+            return self.execute(context)
+        with self._resumed_record(context):
+            return storable_result(self._complete(context, event), self.multiple_outputs)
 
     @contextmanager
     def _resumed_record(self, context: Context) -> Iterator[None]:
@@ -303,7 +386,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def _try_started_at(self, context: Context) -> float | None:
         """When this Airflow try started (``execution_timeout`` counts from it)."""
         start_date = getattr(context["ti"], "start_date", None)
-        return start_date.timestamp() if isinstance(start_date, datetime) else self._try_started
+        return start_date.timestamp() if isinstance(start_date, datetime) else self._try.started
 
     def _pause_for_capacity(self, context: Context, reason: str, retry_after: float | None = None) -> None:
         """Pause until the next create while KIE cannot take the task: in place, or deferred to a time trigger.
@@ -312,7 +395,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         :meth:`create_after_capacity_wait`, so the worker slot is free while KIE is full; it lasts at least
         :data:`~airflow_provider_runway.operators._capacity.MIN_DEFERRED_PAUSE`.
         """
-        pause = self._capacity.next_pause(
+        pause = self._try.capacity.next_pause(
             reason,
             log=self.log,
             timeout=self.timeout,
@@ -328,7 +411,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         self.defer(
             trigger=pause_trigger(pause),
             method_name="create_after_capacity_wait",
-            kwargs=resume_kwargs(self, getattr(context["ti"], "try_number", None)),
+            kwargs=self._try.resume_kwargs(getattr(context["ti"], "try_number", None)),
             timeout=None,  # the pause never passes the deadline (CapacityWait.next_pause)
         )
 
@@ -340,9 +423,9 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         back-off until KIE accepts it or the try's deadline passes: nothing was created or charged,
         so this cannot pay twice. A deferrable operator pauses in the triggerer (see ``_pause_for_capacity``).
         """
-        request = self._request or self.build_request(self.hook.get_validation_limits())
+        request = self._try.request or self.build_request(self.hook.get_validation_limits())
         # Uploaded once per try: a create repeated while KIE has no capacity reuses the URLs.
-        request = self._request = self._upload_inputs(context, request)
+        request = self._try.request = self._upload_inputs(context, request)
         while True:
             try:
                 task_id = self.hook.create_task(request)
@@ -356,18 +439,17 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             except ValueError as err:
                 raise AirflowFailException(self._create_failure_message(err)) from err
             break
-        self._capacity.accepted(self.log)
+        self._try.capacity.accepted(self.log)
         self.log.info("Created Runway %s task %s", self.family.value, task_id)
-        self._known_task = RunwayTask(task_id=task_id, family=self.family, status=TaskStatus.PENDING)
-        self._created, self._created_at, self._last_read_at = True, time.time(), None
+        self._try.created(task_id, self.family)
         return task_id
 
     def _upload_inputs(self, context: Context, request: CreateRequest) -> CreateRequest:
         """``request`` with each file input uploaded to KIE and replaced by its ``downloadUrl``."""
-        if not self._uploads:
+        if not self._try.uploads:
             return request
         urls: dict[str, str] = {}
-        for name, source in self._uploads.items():
+        for name, source in self._try.uploads.items():
             try:
                 urls[name] = self.hook.upload_file(source, field=name)
             except RunwayError as err:
@@ -377,7 +459,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
                     f"{self.task_id}: uploading {name} failed: {err}; no Runway task was created"
                 ) from err
         context["ti"].xcom_push(key=RUNWAY_UPLOADED_INPUTS_XCOM_KEY, value=urls)
-        self._uploads, self._uploaded = {}, urls
+        self._try.uploads, self._try.uploaded = {}, urls
         return dataclasses.replace(request, **urls)  # type: ignore[arg-type]
 
     def _create_failure_message(self, err: Exception) -> str:
@@ -387,7 +469,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         task = self._read_task(str(external_id))
-        self._known_task = task
+        self._try.task = task
         return task.status.value
 
     def is_job_active(self, status: str) -> bool:
@@ -396,18 +478,15 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
     def is_job_succeeded(self, status: str) -> bool:
         return status == TaskStatus.SUCCEEDED.value
 
-    # The mixin returns this method's value when it reattaches, so it returns the result too.
-    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
-        """Wait for the task (here or in the triggerer) and keep its result for ``get_job_result``."""
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        """Wait for the task: here, or deferred to the triggerer. Raises when it did not succeed."""
         task_id = str(external_id)
         self._announce(context, task_id)
         if not self.wait_for_completion:
-            state = self._known_task.status.value if self._known_task else TaskStatus.PENDING.value
-            self._result = {"task_id": task_id, "family": self.family.value, "state": state}
-            return self._result
+            return
         if self.deferrable:
             self._check_not_failed_at_once(context, task_id)
-            defer(self, context, task_id)
+            self._defer_wait(context, task_id)
         while True:
             decision = self.hook.wait_for_task(
                 task_id,
@@ -419,13 +498,26 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             if decision.task is None or not waits_for_capacity(decision.task):
                 break
             task_id = self._create_again(context, decision.task)
-        self._result = self._conclude(context, decision)
-        return self._result
+        self._raise_unless_done(context, decision)
+        self._try.task = decision.task
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        """The return value for the task: the result of a finished one, or its id and state when not waiting."""
+        task_id = self._try.current(str(external_id))
+        self._announce(context, task_id)
+        known = self._try.task
+        task = known if known is not None and known.task_id == task_id else self._read_task(task_id)
+        if not self.wait_for_completion and not task.is_terminal:
+            return {"task_id": task_id, "family": self.family.value, "state": task.status.value}
+        now = time.time()
+        decision = WaitPolicy(task_id, poll_interval=self.poll_interval).decide(task, WaitState(started_at=now), now)
+        return self._conclude(context, decision)
 
     def _create_again(self, context: Context, task: RunwayTask) -> str:
         """Replace ``task``, which KIE failed for the concurrency limit before charging, after a pause in place."""
         self._pause_for_capacity(context, f"Runway task {task.task_id} failed: {task.fail_message}")
         task_id = self.submit_job(context)
+        self._try.replaced[task.task_id] = task_id
         if self.durable:
             remember(context, self.external_id_key, task_id)
         self._announce(context, task_id)
@@ -437,27 +529,15 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         Such a task pauses for capacity (a deferral to a time trigger) instead of a deferral whose trigger
         fires at once (which Airflow 3.3 may fail: apache/airflow#67287). A failed read defers as usual.
         """
-        if not self._created:
+        if self._try.created_at is None:
             return
         try:
             task = self.hook.get_task(task_id, self.family)
         except RunwayError:
             return
-        self._last_read_at = time.time()
+        self._try.last_read_at = time.time()
         if waits_for_capacity(task):
             self._pause_for_capacity(context, f"Runway task {task.task_id} failed: {task.fail_message}")
-
-    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        if self._result is not None:
-            return self._result
-        task_id = str(external_id)
-        self._announce(context, task_id)
-        known = self._known_task
-        task = known if known is not None and known.task_id == task_id else self._read_task(task_id)
-        now = time.time()
-        decision = WaitPolicy(task_id, poll_interval=self.poll_interval).decide(task, WaitState(started_at=now), now)
-        self._result = self._conclude(context, decision)
-        return self._result
 
     def _read_task(self, task_id: str) -> RunwayTask:
         try:
@@ -465,31 +545,95 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         except RunwayError as err:
             raise RunwayWaitError(f"Could not read Runway task {task_id}: {err}") from err
 
-    # -- results ----------------------------------------------------------------------------------
+    # -- the deferred wait ------------------------------------------------------------------------------
 
-    def execute_complete(
-        self,
-        context: Context,
-        event: Mapping[str, Any],
-        deferred_try: int | None = None,
-        capacity_since: float | None = None,
-        capacity_attempts: int = 0,
-        uploaded: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Turn the trigger's event into the return value, or into the matching failure."""
-        self._uploaded = dict(uploaded or {})
-        return finish_deferred(self, context, event, deferred_try, capacity_since, capacity_attempts)
+    def _defer_wait(self, context: Context, task_id: str) -> None:
+        """Defer the wait for ``task_id`` to the triggerer; ``execute_complete`` resumes it (or the trigger ends it).
+
+        The trigger's deadline is the earlier of ``timeout`` and ``execution_timeout``.
+        """
+        limit = self.execution_timeout.total_seconds() if self.execution_timeout is not None else None
+        end_time, source = deadline_for(
+            time.time(),
+            self.timeout,
+            started_at=self._try_started_at(context),
+            execution_timeout=limit,
+            # Airflow 2 resumes the task with what is left of execution_timeout and fails it at once
+            # when nothing is: the trigger ends a little earlier so execute_complete can say why.
+            reserve=0.0 if AIRFLOW_V_3_0_PLUS or limit is None else min(EXECUTION_TIMEOUT_RESERVE, limit / 10),
+        )
+        self.defer(
+            trigger=RunwayTaskTrigger(
+                task_id=task_id,
+                family=self.family.value,
+                runway_conn_id=self.runway_conn_id,
+                poll_interval=self.poll_interval,
+                end_time=end_time,
+                retry_limit=self.runway_retry_limit,
+                retry_delay=self.runway_retry_delay,
+                deadline_source=source,
+                first_poll_delay=self.first_poll_delay,
+                expected_duration=self.expected_duration,
+                duration=getattr(self._try.request, "duration", None),
+                quality=getattr(self._try.request, "quality", None),
+                task_end=self._task_end(context),
+                wait_state=self._try.wait_state(),
+            ),
+            method_name="execute_complete",
+            kwargs=self._try.resume_kwargs(getattr(context["ti"], "try_number", None)),
+            # The trigger enforces the deadline, execution_timeout included: Airflow's own timeout
+            # would end the task without calling execute_complete, so the message would not name
+            # the Runway task.
+            timeout=None,
+        )
+
+    def _task_end(self, context: Context) -> dict[str, Any] | None:
+        """What the trigger needs to end the task itself (one plain-JSON value), or None to resume on a worker.
+
+        Only when nothing is left for a worker once the wait succeeded (see ``end_in_triggerer``); logs why not.
+        """
+        if not self.end_in_triggerer or not task_end_supported():
+            return None
+        reasons = (["download_to"] if self.download_to else []) + worker_end_reasons(self)
+        if reasons:
+            self.log.info("On success this task resumes on a worker, for: %s", ", ".join(reasons))
+            return None
+        self.log.info("On success this task ends in the triggerer (nothing is left for a worker)")
+        durable_variable = self.durable and not AIRFLOW_V_3_3_PLUS  # the Variable record below Airflow 3.3
+        return {
+            "multiple_outputs": self.multiple_outputs,
+            "do_xcom_push": self.do_xcom_push,
+            "resume_record": record_key(context, self.external_id_key) if durable_variable else None,
+        }
+
+    def _complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
+        self.runway_task_id = str(event.get("task_id") or self.runway_task_id or "")
+        decision = WaitDecision.from_event(event, self.runway_task_id)
+        if decision.task is not None and waits_for_capacity(decision.task):
+            self._pause_for_capacity(
+                context, f"Runway task {decision.task.task_id} failed: {decision.task.fail_message}"
+            )
+        return self._conclude(context, decision)
+
+    # -- the end of a try ---------------------------------------------------------------------------------
 
     def _conclude(self, context: Context, decision: WaitDecision) -> dict[str, Any]:
         """The return value of a finished wait, or the failure it ended with."""
+        self._raise_unless_done(context, decision)
+        assert decision.task is not None  # a DONE decision carries its task
+        return self._finish(context, decision.task)
+
+    def _raise_unless_done(self, context: Context, decision: WaitDecision) -> None:
+        """Nothing when the task succeeded; else the failure the wait ended with."""
         if decision.outcome is Outcome.DONE and decision.task is not None:
-            return self._finish(context, decision.task)
+            return
         if decision.outcome is Outcome.POLL:  # not finished: no caller concludes such a wait
             raise RunwayWaitError(f"Runway task {self.runway_task_id} has not finished")
         if decision.outcome is Outcome.TIMED_OUT:
             raise RunwayTaskTimeoutError(f"{decision.message} A retry attaches to it.")
         if decision.remote:
-            report_remote_failure(self, context, decision.task)
+            if decision.task is not None:
+                self._try.outcome = report_remote_failure(self, context, decision.task)
             if decision.task is not None and decision.task.failed_for_bad_input:
                 # KIE refused the input itself: a retry would pay for the same refusal again.
                 raise AirflowFailException(f"{decision.message}; not retried (the input was refused)")
@@ -505,7 +649,7 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
             context["ti"].xcom_push(key=RUNWAY_RESULT_URL_XCOM_KEY, value=task.video_url)
         if self.download_to:
             result.update(self._download(result, self.download_to))
-        report_success(self, context, task, result)
+        self._try.outcome = report_success(self, context, task, result)
         self.log.info("Runway task %s succeeded: %s", task.task_id, redact_url(task.video_url or ""))
         return result
 
@@ -522,11 +666,11 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage for the OpenLineage provider: input files, the stored video or its URL, the Runway facet."""
-        return openlineage_facets(self)
+        return openlineage_facets(self, self._try.outcome)
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         """Lineage of a failed try: its inputs, and the Runway facet when a task was created."""
-        return openlineage_facets(self)
+        return openlineage_facets(self, self._try.outcome)
 
     def on_kill(self) -> None:
         if self.runway_task_id:

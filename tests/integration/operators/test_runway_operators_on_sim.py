@@ -353,18 +353,19 @@ class CrashingFirstTry(RunwayGenerateOperator):
         self.wait_until = wait_until
         self.fail_remote = fail_remote
 
-    def poll_until_complete(self, external_id: Any, context: Any) -> dict[str, Any]:  # type: ignore[override]
+    def poll_until_complete(self, external_id: Any, context: Any) -> None:
         if context["ti"].try_number == 1:
             sim = SimulatorClient(self.hook.base_url)
             if self.fail_remote:
                 sim.fail_task(str(external_id), code=500, message="Internal error")
-                return super().poll_until_complete(external_id, context)
+                super().poll_until_complete(external_id, context)
+                return
             if self.wait_until:
                 sim.wait_for(str(external_id), self.wait_until)
             raise RuntimeError("simulated worker loss after the Runway task was created")
         if self.fail_remote:
             SimulatorClient(self.hook.base_url).resume()
-        return super().poll_until_complete(external_id, context)
+        super().poll_until_complete(external_id, context)
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])

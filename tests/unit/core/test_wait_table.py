@@ -34,7 +34,6 @@ from airflow_provider_runway.core.errors import (
 from airflow_provider_runway.core.results import RunwayTask, TaskFamily, TaskStatus
 from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
 from airflow_provider_runway.hooks.runway import RunwayHook
-from airflow_provider_runway.operators import _deferral
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
 from airflow_provider_runway.sensors.runway import RunwayTaskSensor
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
@@ -148,7 +147,12 @@ def sync_wait(reads: Reads, timeout: float) -> Callable[[], Any]:
     hook.get_task = reads.get_task  # type: ignore[method-assign]
     op.hook = hook  # type: ignore[misc]
     context: Any = {"ti": ti_mock(datetime.now(timezone.utc))}
-    return lambda: op.poll_until_complete("t-1", context)
+
+    def run() -> Any:
+        op.poll_until_complete("t-1", context)
+        return op.get_job_result("t-1", context)
+
+    return run
 
 
 def deferred_wait(reads: Reads, timeout: float, *, end_in_triggerer: bool = True) -> Callable[[], Any]:
@@ -163,7 +167,7 @@ def deferred_wait(reads: Reads, timeout: float, *, end_in_triggerer: bool = True
             assert end_in_triggerer and task_end_supported()
             assert str(event.task_instance_state) == "success"
             return event.xcoms["return_value"]
-        return _deferral.complete(op, context, dict(event.payload))
+        return op._complete(context, dict(event.payload))
 
     return run
 

@@ -74,7 +74,7 @@ def test_the_facets_name_inputs_the_video_and_the_runway_task() -> None:
     op = RunwayGenerateOperator(task_id="gen", prompt="p", image_url="s3://in/stills/a.png?v=2", quality="1080p")
     done = RunwayTask("t-9", TaskFamily.RUNWAY, TaskStatus.SUCCEEDED, video_url="https://cdn.example/t-9.mp4?s=x")
     usage = usage_of(done, duration=5, quality="1080p")
-    op._runway_outcome = RunOutcome(done, usage, {"video_path": "s3://out/videos/t-9.mp4"})
+    op._try.outcome = RunOutcome(done, usage, {"video_path": "s3://out/videos/t-9.mp4"})
     lineage: Any = op.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in lineage.inputs] == [("s3://in", "stills/a.png")]
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("s3://out", "videos/t-9.mp4")]
@@ -82,7 +82,7 @@ def test_the_facets_name_inputs_the_video_and_the_runway_task() -> None:
     assert isinstance(facet, RunwayRunFacet)
     assert (facet.runwayTaskId, facet.credits, facet.quality, facet.model) == ("t-9", 70, "1080p", "runway-gen4-turbo")
 
-    op._runway_outcome = RunOutcome(done, usage, {"video_path": None})  # not stored: KIE's URL, without its query
+    op._try.outcome = RunOutcome(done, usage, {"video_path": None})  # not stored: KIE's URL, without its query
     lineage = op.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in lineage.outputs] == [("https://cdn.example", "/t-9.mp4")]
 

@@ -22,7 +22,7 @@ from airflow_provider_runway.core import (
     TaskFamily,
     TaskStatus,
 )
-from airflow_provider_runway.operators import _capacity, _deferral
+from airflow_provider_runway.operators import _capacity
 from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators._capacity import MIN_DEFERRED_PAUSE
 from airflow_provider_runway.operators.runway import RunwayExtendOperator, RunwayGenerateOperator
@@ -36,7 +36,7 @@ CONCURRENCY = "Reached the limit for concurrent generations"
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    for module in (operator_module, _capacity, _deferral):  # the operator module and its helpers read the clock
+    for module in (operator_module, _capacity):  # the operator module and its helper read the clock
         monkeypatch.setattr(module, "time", fake)
     return fake
 

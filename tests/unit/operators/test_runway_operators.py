@@ -24,7 +24,7 @@ from airflow_provider_runway.core import (
 from airflow_provider_runway.core import wait as wait_module
 from airflow_provider_runway.core.results import RESULT_KEYS
 from airflow_provider_runway.core.wait import MAX_CONSECUTIVE_READ_ERRORS
-from airflow_provider_runway.operators import _capacity, _deferral
+from airflow_provider_runway.operators import _capacity
 from airflow_provider_runway.operators import download as download_module
 from airflow_provider_runway.operators import runway as operator_module
 from airflow_provider_runway.operators.runway import (
@@ -580,7 +580,7 @@ def test_sync_wait_sleeps_no_longer_than_the_deadline(
 ) -> None:
     clock = FakeClock(now=1000.0)
     monkeypatch.setattr(wait_module, "time", clock)
-    for module in (operator_module, _capacity, _deferral):  # the operator module and its helpers read the clock
+    for module in (operator_module, _capacity):  # the operator module and its helper read the clock
         monkeypatch.setattr(module, "time", clock)
     hook.get_task.return_value = make_task(status=TaskStatus.PENDING)
     with pytest.raises(RunwayTaskTimeoutError, match=r"within the timeout of 25 s .*: waited 25.0 s"):

@@ -178,7 +178,7 @@ def test_the_operator_uploads_every_file_then_creates_with_the_download_urls(tmp
         reference_image=f"file://{tmp_path}/ref.png",
     )
     op.hook = hook = _hook()
-    op._request = op.build_request(hook.get_validation_limits())
+    op._try.request = op.build_request(hook.get_validation_limits())
     hook.upload_file.assert_not_called()  # resolving checks the files, uploading waits for the create
     ti = mock.MagicMock()
     assert op.submit_job({"ti": ti}) == "task-1"
@@ -218,7 +218,7 @@ def test_a_refused_upload_fails_without_retries_and_creates_nothing(tmp_path: Pa
     op = RunwayGenerateOperator(task_id="gen", prompt="p", image_url=str(tmp_path / "in.png"))
     op.hook = hook = _hook()
     hook.upload_file.side_effect = RunwayAuthError("You do not have access permissions", code=401)
-    op._request = op.build_request(hook.get_validation_limits())
+    op._try.request = op.build_request(hook.get_validation_limits())
     with pytest.raises(AirflowFailException, match="uploading image_url failed"):
         op.submit_job({"ti": mock.MagicMock()})
     hook.create_task.assert_not_called()
@@ -229,7 +229,7 @@ def test_a_transient_upload_failure_is_left_to_airflow_retries(tmp_path: Path) -
     op = RunwayGenerateOperator(task_id="gen", prompt="p", image_url=str(tmp_path / "in.png"))
     op.hook = hook = _hook()
     hook.upload_file.side_effect = RunwayUnavailableError("busy", code=500)
-    op._request = op.build_request(hook.get_validation_limits())
+    op._try.request = op.build_request(hook.get_validation_limits())
     with pytest.raises(RunwayUnavailableError):
         op.submit_job({"ti": mock.MagicMock()})
     hook.create_task.assert_not_called()
