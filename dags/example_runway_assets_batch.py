@@ -62,7 +62,9 @@ with DAG(
     @task(trigger_rule="all_done")
     def summary(**context: Any) -> dict[str, Any]:
         """What the night cost: the ``runway_usage`` of every generation, charged or not."""
-        usages = [u for u in context["ti"].xcom_pull(task_ids="generate", key="runway_usage") or [] if u]
+        pulled = context["ti"].xcom_pull(task_ids="generate", key="runway_usage")
+        # Airflow 3 returns a mapped task's one XCom bare, not in a list: a batch of one, or one usage pushed.
+        usages = [u for u in ([pulled] if isinstance(pulled, dict) else pulled or []) if u]
         charged = [u for u in usages if u["charged"]]
         unknown = [u["task_id"] for u in charged if u["credits"] is None]
         total = sum(u["credits"] for u in charged if u["credits"] is not None)

@@ -76,16 +76,27 @@ def batch_events(stack: AirflowStack) -> list[dict[str, Any]]:
 
 
 def release_once_deferred(stack: AirflowStack, sim: Any, run_id: str) -> None:
-    """Let the held generations finish once both are deferred and every worker is idle.
+    """Let the held generations finish once both are deferred, every worker is idle and the scheduler saw it.
 
     Airflow 3.3.2 fails a task whose trigger fires before the scheduler processed the worker's defer-exit
-    event (apache/airflow#67287), so the simulator holds each generation until its task was handed over.
+    event (apache/airflow#67287), so the simulator holds each generation until its task was handed over: an
+    idle worker is not enough (a loaded scheduler may process the event seconds later), the scheduler's log
+    line for each defer-exit is.
     """
 
     def handed_over() -> bool:
         stack.assert_alive()
         states = [ti["state"] for ti in stack.task_instances(BATCH, run_id) if ti["task_id"] == "generate"]
-        return states == ["deferred"] * len(PROMPTS) and not stack.busy_workers() + stack.task_processes()
+        scheduler_log = stack.components["scheduler"].read_log()
+        return (
+            states == ["deferred"] * len(PROMPTS)
+            and not stack.busy_workers() + stack.task_processes()
+            and all(
+                f"TaskInstance Finished: dag_id={BATCH}, task_id=generate, run_id={run_id}, map_index={index},"
+                in scheduler_log
+                for index in range(len(PROMPTS))
+            )
+        )
 
     wait_until(patiently(handed_over), RUN_TIMEOUT, "both generations to be deferred with every worker idle", 0.5)
     sim.resume()

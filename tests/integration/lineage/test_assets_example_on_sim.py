@@ -61,3 +61,14 @@ def test_the_batch_stores_announces_and_sums_what_it_cost(
         "unknown": [],
     }
     assert runway_conn.account(SIM_API_KEY)["credits_spent"] == 120
+
+
+def test_a_batch_of_one_sums_its_one_usage(
+    runway_conn: Any, run_dag: Any, xcom: Any, ti_states: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Airflow 3 hands a mapped task's only XCom to ``xcom_pull`` bare, not in a list: the summary still counts it."""
+    monkeypatch.setenv("RUNWAY_OUTPUT_DIR", f"file://{tmp_path}/")
+    monkeypatch.setenv("RUNWAY_POLL_INTERVAL", "0.05")
+    dr = run_dag(load_dag("example_runway_assets_batch"), run_conf={"prompts": ["A single lighthouse at dusk"]})
+    assert ti_states(dr)["summary"][0] == "success"
+    assert xcom(dr, "summary") == {"generations": 1, "charged": 1, "credits": 60, "unknown": []}
