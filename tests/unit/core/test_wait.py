@@ -106,13 +106,32 @@ def test_deadline_shortens_the_last_pause_then_times_out() -> None:
     assert rules.decide(task(TaskStatus.SUCCEEDED), START, T0 + 99).outcome is Outcome.DONE  # a last read counts
 
 
-def test_progress_line_every_interval() -> None:
-    state, lines = START, []
-    for second in range(0, 100, 10):
-        decision = policy().decide(task(TaskStatus.RUNNING), state, T0 + second)
+def progress_lines(task_id: str, seconds: range) -> list[int]:
+    """The seconds into the wait at which a wait read every second logs a progress line."""
+    rules, state, logged = WaitPolicy(task_id, poll_interval=1.0), START, []
+    for second in seconds:
+        running = RunwayTask(task_id=task_id, family=TaskFamily.RUNWAY, status=TaskStatus.RUNNING, raw_state="running")
+        decision = rules.decide(running, state, T0 + second)
         state = decision.state
-        lines += [decision.log] if decision.log else []
-    assert lines == [f"Runway task t-1 is running (running) after {s} s" for s in (30, 60, 90)]
+        if decision.log:
+            assert decision.log == f"Runway task {task_id} is running (running) after {second} s"
+            logged.append(second)
+    return logged
+
+
+def test_progress_lines_come_an_interval_apart_the_first_within_15_to_45_s() -> None:
+    logged = progress_lines("t-1", range(0, 200))
+    assert 15 <= logged[0] <= 45
+    assert [later - earlier for earlier, later in zip(logged, logged[1:])] == [30] * (len(logged) - 1)
+    assert len(logged) >= 5
+
+
+def test_waits_started_together_log_their_first_lines_apart() -> None:
+    """A mapped batch's waits start in the same second: their progress lines must not all fall in one turn."""
+    firsts = [progress_lines(f"task-{n}", range(0, 50))[0] for n in range(300)]
+    per_second = max(firsts.count(second) for second in set(firsts))
+    assert per_second <= 30  # spread over the 30 s from 15 to 45 (10 a second on average)
+    assert min(firsts) <= 17 and max(firsts) >= 43
 
 
 def test_execution_timeout_wins_only_when_earlier() -> None:
