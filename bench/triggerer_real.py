@@ -65,6 +65,10 @@ PHASES = ("runway", "timedelta")
 BLOCKED_WARNING = "async thread was blocked"
 #: Task instances deferred per database transaction (a triggerer picks them up batch by batch).
 DEFER_BATCH = 50
+#: Default deferrals per second: faster than an executor's task processes defer a mapped batch (each process
+#: takes about a second, a few dozen run at once), yet no longer a thousand in one instant for the triggerer
+#: to create in one turn of its loop (which blocked it 1.3-1.9 s, the ``timedelta`` phase as much as ours).
+DEFER_RATE = 100.0
 #: Seconds between two looks at the task instances while a phase runs.
 OBSERVE_INTERVAL = 2.0
 
@@ -150,6 +154,28 @@ def blocked_events(text: str) -> list[tuple[float, float]]:
     return found
 
 
+def read_gc_passes(path: Path, since: float, until: float) -> list[tuple[float, float]]:
+    """``(epoch, milliseconds)`` of the triggerer's long collections between ``since`` and ``until`` (bench/gcwatch)."""
+    if not path.exists():
+        return []
+    passes = []
+    for line in path.read_text().splitlines():
+        _pid, at, ms, _generation = line.split()
+        if since <= float(at) <= until:
+            passes.append((float(at), float(ms)))
+    return passes
+
+
+def explained_by_gc(warned_at: float, seconds: float, gc_passes: Sequence[tuple[float, float]]) -> bool:
+    """Whether a collection of at least a tenth of the blocked time ran in the blocked window.
+
+    Airflow logs the warning when its watchdog wakes up, so the window is the ``seconds`` before the line's time
+    (one second of slack for the log's clock).
+    """
+    start = warned_at - seconds - 1.0
+    return any(start <= at <= warned_at + 1.0 and ms / 1000 >= seconds / 10 for at, ms in gc_passes)
+
+
 def db_time(value: str | None) -> float | None:
     """Epoch seconds of a timestamp as SQLite holds Airflow's ``UtcDateTime`` (UTC, with or without offset)."""
     if not value:
@@ -180,6 +206,10 @@ class PhaseResult:
     triggerer_rss_mb: float
     #: Each blocked-loop warning: seconds after the phase started, and how long the loop was blocked.
     blocked: list[tuple[float, float]] = field(default_factory=list)
+    #: The triggerer's garbage-collection passes of 50 ms or more: seconds after the phase started, milliseconds.
+    gc_passes: list[tuple[float, float]] = field(default_factory=list)
+    #: How many blocked-loop warnings came while a collection of at least a tenth of their length ran.
+    blocked_by_gc: int = 0
     #: The due time (generation's end, or the timer's moment) to the first read that saw it (runway only).
     detect_lags: list[float] = field(default_factory=list)
     #: The due time to the task instance's end (the triggerer's event handled).
@@ -280,7 +310,13 @@ def verdicts(results: Sequence[PhaseResult], poll_interval: float) -> list[str]:
             lines.append(
                 f"{r.phase}: {len(lengths)} blocked-loop warnings, {sum(lengths):.1f} s blocked in all, longest "
                 f"{max(lengths):.2f} s, {sum(s >= 1.0 for s in lengths)} of 1 s or more; "
-                f"first at {r.blocked[0][0]:g} s into the phase (each one in the JSON)"
+                f"first at {r.blocked[0][0]:g} s into the phase (each one in the JSON); {r.blocked_by_gc} of them "
+                f"during a garbage collection of the triggerer"
+            )
+        if r.gc_passes:
+            longest = max(ms for _, ms in r.gc_passes)
+            lines.append(
+                f"{r.phase}: the triggerer's collections of 50 ms or more: {len(r.gc_passes)}, longest {longest:.0f} ms"
             )
         checks = [
             ("blocked-loop warnings 0", r.blocked_warnings == 0),
@@ -423,8 +459,10 @@ def defer_main(args: argparse.Namespace) -> int:
             .order_by(TaskInstance.map_index)
         ).all()
     waits: dict[str, dict[str, Any]] = {}
+    paced_from = time.monotonic()
     for first in range(0, len(keys), DEFER_BATCH):
         batch = keys[first : first + DEFER_BATCH]
+        time.sleep(max(0.0, paced_from + first / float(args.defer_rate) - time.monotonic()))
         # The HTTP work of each deferral first, outside any transaction: SQLite has one writer at a time, and
         # a write lock held across 50 creates starved the triggerer's own writes ("database is locked").
         deferrals = {}
@@ -525,7 +563,7 @@ def run_phase(
     command = [
         sys.executable, "-m", "bench.triggerer_real", "--defer", phase, "--dag-id", dag_id, "--run-id", run_id,
         "--multiple-outputs", str(not args.single_output), "--poll-interval", str(args.poll_interval),
-        "--durations", str(durations_file),
+        "--durations", str(durations_file), "--defer-rate", str(args.defer_rate),
         "--result", str(result_file),
     ]  # fmt: skip
     import subprocess
@@ -556,6 +594,8 @@ def run_phase(
     peak_rss = rss.stop()
     counters_after = sim.counters()
     log_text = stack.components["triggerer"].read_log()[len(log_before) :]
+    gc_passes = read_gc_passes(tmp / "triggerer-gc.log", started, ended_at)
+    blocked = blocked_events(log_text)
     stack.request("PATCH", f"/dags/{dag_id}", {"is_paused": True})
 
     waits = deferred["waits"]
@@ -590,7 +630,9 @@ def run_phase(
         cpu_s={name: cpu_after[name] - cpu_before[name] for name in cpu_before},
         blocked_warnings=count_lines(log_text, BLOCKED_WARNING),
         triggerer_rss_mb=peak_rss,
-        blocked=[(round(at - started, 1), seconds) for at, seconds in blocked_events(log_text)],
+        blocked=[(round(at - started, 1), seconds) for at, seconds in blocked],
+        gc_passes=[(round(at - started, 1), ms) for at, ms in gc_passes],
+        blocked_by_gc=sum(explained_by_gc(at, seconds, gc_passes) for at, seconds in blocked),
         detect_lags=detect_lags,
         end_lags=[ends[i] - due[i] for i in due if i in ends],
         creations=int(counters_after["tasks_total"]) - int(counters_before["tasks_total"]),
@@ -638,6 +680,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--phases", default="runway,timedelta", help="phases in order (runway first: it sets the lengths)"
     )
     parser.add_argument("--phase-timeout", type=float, default=900.0, help="most seconds a phase may take")
+    parser.add_argument(
+        "--defer-rate", type=float, default=DEFER_RATE, help=f"deferrals per second (default {DEFER_RATE:g})"
+    )
     parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU measured before the phases")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the temp AIRFLOW_HOME and logs")
@@ -698,7 +743,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # so a killed triggerer's triggers are adopted quickly): a deployment's triggerer as it runs.
                 "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "5",
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
-                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+                # bench/gcwatch: the triggerer's garbage-collection passes of 50 ms or more, to RUNWAY_BENCH_GC_LOG.
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(REPO), str(REPO / "bench" / "gcwatch"), os.environ.get("PYTHONPATH")])
+                ),
+                "RUNWAY_BENCH_GC_LOG": str(tmp / "triggerer-gc.log"),
             },
         )
         stack.start()
@@ -741,7 +790,7 @@ def report(
     header = (
         f"Real triggerer, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Airflow {version}, SQLite, "
         f"triggerer default capacity; {args.count} waits per phase, poll {args.poll_interval:g} s, "
-        f"multiple_outputs={not args.single_output}; runway-sim "
+        f"multiple_outputs={not args.single_output}; deferrals paced at {args.defer_rate:g}/s; runway-sim "
         f"2 s wait + 5 s queueing + 30-150 s generating x {args.time_scale:g}; {os.cpu_count()} CPUs; "
         f"whole benchmark {time.monotonic() - started:.0f} s"
     )

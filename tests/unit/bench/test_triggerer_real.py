@@ -131,7 +131,7 @@ def test_verdicts_hold_the_issue_targets() -> None:
     blocked_lines = triggerer_real.verdicts([phase(blocked_warnings=2, blocked=[(12.0, 0.3), (40.5, 8.2)])], 5.0)
     assert blocked_lines[0] == (
         "runway: 2 blocked-loop warnings, 8.5 s blocked in all, longest 8.20 s, 1 of 1 s or more; "
-        "first at 12 s into the phase (each one in the JSON)"
+        "first at 12 s into the phase (each one in the JSON); 0 of them during a garbage collection of the triggerer"
     )
     assert "blocked-loop warnings 0: FAIL" in triggerer_real.verdicts([blocked], 5.0)[1]
     assert "creations 1.00: FAIL" in triggerer_real.verdicts([paid_twice], 5.0)[0]
@@ -203,3 +203,17 @@ def test_the_timer_phase_defers_airflows_own_trigger_due_at_the_given_length() -
     assert type(deferred.trigger).__name__ == "TimeDeltaTrigger"
     assert deferred.trigger.end_from_trigger is True
     assert before + 42.0 <= info["due"] <= time.time() + 42.0
+
+
+def test_a_blocked_warning_is_put_down_to_a_collection_only_when_one_ran_in_its_window() -> None:
+    passes = [(100.0, 250.0), (200.0, 20.0)]
+    assert triggerer_real.explained_by_gc(100.4, 0.3, passes)  # a 250 ms collection in the 0.3 s window
+    assert not triggerer_real.explained_by_gc(150.0, 0.3, passes)  # none near
+    assert not triggerer_real.explained_by_gc(200.3, 0.5, passes)  # 20 ms cannot explain 0.5 s
+
+
+def test_gc_passes_are_read_for_the_phase_only(tmp_path: Path) -> None:
+    log = tmp_path / "gc.log"
+    log.write_text("11 90.000 120 2\n11 100.500 310 2\n12 300.000 80 1\n")
+    assert triggerer_real.read_gc_passes(log, 95.0, 200.0) == [(100.5, 310.0)]
+    assert triggerer_real.read_gc_passes(tmp_path / "missing.log", 0.0, 1.0) == []

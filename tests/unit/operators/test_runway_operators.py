@@ -571,7 +571,11 @@ def test_progress_is_logged_at_most_every_30_seconds(
     hook.get_task.side_effect = [make_task(status=TaskStatus.RUNNING)] * 10 + [make_task()]
     attach(generate(poll_interval=10), hook).execute(context)
     progress = [c.args[1] for c in hook.log.info.call_args_list if " is running " in c.args[1]]
-    assert progress == [f"Runway task task-1 is running (running) after {s} s" for s in (30, 60, 90)]
+    seconds = [int(line.split(" after ")[1].removesuffix(" s")) for line in progress]
+    assert progress == [f"Runway task task-1 is running (running) after {s} s" for s in seconds]
+    assert 15 <= seconds[0] <= 50  # the first between 15 and 45 s, on the next read (every 10 s)
+    assert all(later - earlier >= 30 for earlier, later in zip(seconds, seconds[1:]))
+    assert len(seconds) == 2  # 100 s of reads every 10 s: at most 3 lines 30 s apart, the first after 15-45 s
     assert clock.sleeps == [10] * 10
 
 
