@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def progress_lines(task_id: str, seconds: range) -> list[int]:
 def test_progress_lines_come_an_interval_apart_the_first_within_15_to_45_s() -> None:
     logged = progress_lines("t-1", range(0, 200))
     assert 15 <= logged[0] <= 45
-    assert [later - earlier for earlier, later in zip(logged, logged[1:])] == [30] * (len(logged) - 1)
+    assert [later - earlier for earlier, later in itertools.pairwise(logged)] == [30] * (len(logged) - 1)
     assert len(logged) >= 5
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from unittest import mock
@@ -574,7 +575,7 @@ def test_progress_is_logged_at_most_every_30_seconds(
     seconds = [int(line.split(" after ")[1].removesuffix(" s")) for line in progress]
     assert progress == [f"Runway task task-1 is running (running) after {s} s" for s in seconds]
     assert 15 <= seconds[0] <= 50  # the first between 15 and 45 s, on the next read (every 10 s)
-    assert all(later - earlier >= 30 for earlier, later in zip(seconds, seconds[1:]))
+    assert all(later - earlier >= 30 for earlier, later in itertools.pairwise(seconds))
     assert len(seconds) == 2  # 100 s of reads every 10 s: at most 3 lines 30 s apart, the first after 15-45 s
     assert clock.sleeps == [10] * 10
 
