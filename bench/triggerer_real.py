@@ -83,12 +83,8 @@ from airflow.providers.common.compat.sdk import DAG
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 
 from airflow_provider_runway.operators.runway import RunwayGenerateOperator
-from airflow_provider_runway.version_compat import AIRFLOW_V_3_3_PLUS
 
 COUNT = int(os.environ["TRIGGERER_REAL_COUNT"])
-# Before 3.3, ``.partial()`` refuses the provider's ``durable`` (a TypeError, seen on 3.2.2): the deferrals
-# here are written by the bench, so no resume record is made anyway.
-NOT_DURABLE = {"durable": False} if AIRFLOW_V_3_3_PLUS else {}
 POLL_INTERVAL = float(os.environ["TRIGGERER_REAL_POLL_INTERVAL"])
 MULTIPLE_OUTPUTS = os.environ.get("TRIGGERER_REAL_MULTIPLE_OUTPUTS", "True") == "True"
 START = pendulum.datetime(2026, 1, 1, tz="UTC")
@@ -102,7 +98,7 @@ with DAG(dag_id="triggerer_real_runway", schedule=None, start_date=START, catchu
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         multiple_outputs=MULTIPLE_OUTPUTS,
-        **NOT_DURABLE,
+        durable=False,  # the deferrals here are written by the bench: no resume record is made anyway
     ).expand(prompt=[f"Triggerer shot {n}: a lighthouse at dusk, slow pan" for n in range(COUNT)])
 
 with DAG(dag_id="triggerer_real_timedelta", schedule=None, start_date=START, catchup=False) as timedelta_dag:

@@ -229,9 +229,12 @@ class RunwayBaseOperator(ResumableJobMixin, BaseOperator):
         first_poll_delay: float | timedelta = 0.0,
         expected_duration: float | timedelta | None = None,
         end_in_triggerer: bool = True,
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(multiple_outputs=multiple_outputs, **kwargs)
+        # ``durable`` is the resume mixin's; named here too, so ``.partial(durable=...)`` accepts it on every Airflow
+        # (its check of the arguments reads this signature, not the mixin's, before 3.3).
+        super().__init__(durable=durable, multiple_outputs=multiple_outputs, **kwargs)
         self.first_poll_delay = (
             0.0 if first_poll_delay in (0, timedelta(0)) else to_seconds(first_poll_delay, "first_poll_delay")
         )

@@ -564,6 +564,13 @@ def test_partial_expand_over_prompts() -> None:
     assert mapped.expand_input.value["prompt"][19] == "prompt 19"
 
 
+def test_partial_takes_durable() -> None:
+    """``durable`` (whether a retry attaches to the stored task) can be set on a mapped task, on every Airflow."""
+    with DAG("mapped_durable", schedule=None, start_date=datetime(2026, 1, 1)):
+        mapped = RunwayGenerateOperator.partial(task_id="gen", durable=False).expand(prompt=["a", "b"])
+    assert mapped.partial_kwargs["durable"] is False
+
+
 def test_progress_is_logged_at_most_every_30_seconds(
     hook: mock.MagicMock, context: dict[str, Any], make_task: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
