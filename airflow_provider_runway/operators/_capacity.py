@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 #: and Airflow then fails the task instance ("finished with state success, but the task instance's state attribute
 #: is queued"; seen on 3.3 with task processes slowed by a loaded machine, apache/airflow#67287).
 MIN_DEFERRED_PAUSE = 15.0
+#: Longest least pause of a deferrable operator: the least pause doubles with each attempt up to it.
+MAX_DEFERRED_PAUSE = 60.0
 
 
 @dataclass
@@ -72,7 +74,9 @@ class CapacityWait:
         The pause grows exponentially from ``poll_interval``, at least ``retry_after`` (see
         ``core.retry.capacity_delay``). The deadline is ``timeout`` from the wait's start, or the task's
         ``execution_timeout``, whichever is earlier; an Airflow retry may then create the task. The wait is
-        logged once, when it begins. ``least`` raises the pause (never past the deadline).
+        logged once, when it begins. ``least`` raises the first pause, and doubles with each attempt up to
+        :data:`MAX_DEFERRED_PAUSE` (never past the deadline): a deferrable operator's attempt costs a task process
+        of its own, so while KIE stays full its attempts thin out, not only its reads.
         """
         now = time.time()
         if self.since is None:
@@ -92,6 +96,7 @@ class CapacityWait:
                 "Nothing was created or charged; a retry tries again."
             )
         self.attempts += 1
+        least = min(least * 2 ** (self.attempts - 1), max(least, MAX_DEFERRED_PAUSE))
         return min(max(capacity_delay(self.attempts, poll_interval, None, retry_after), least), deadline - now)
 
     def accepted(self, log: Any) -> None:

@@ -24,7 +24,7 @@ from airflow_provider_runway.core import (
 )
 from airflow_provider_runway.operators import _capacity
 from airflow_provider_runway.operators import runway as operator_module
-from airflow_provider_runway.operators._capacity import MIN_DEFERRED_PAUSE
+from airflow_provider_runway.operators._capacity import MAX_DEFERRED_PAUSE, MIN_DEFERRED_PAUSE
 from airflow_provider_runway.operators.runway import RunwayExtendOperator, RunwayGenerateOperator
 from airflow_provider_runway.transfer.uploads import UploadLimits
 from airflow_provider_runway.triggers.runway import RunwayTaskTrigger
@@ -236,6 +236,26 @@ def test_a_deferrable_pause_for_capacity_honours_the_deadline_without_creating(
     assert hook.create_task.call_count == len(pauses) + 1  # one create per resume, one that found the deadline
     assert clock.sleeps == []
     assert "runway_task_id" not in resume_records.data
+
+
+def test_deferred_attempts_thin_out_while_kie_stays_full(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
+) -> None:
+    """Each deferred attempt is a task process: the least pause doubles (15, 30, 60 s), then stays at 60 s."""
+    hook.create_task.side_effect = lambda request: (_ for _ in ()).throw(refused())
+    op = generate(hook, deferrable=True, timeout=3600)
+    quiet(op)
+    with pytest.raises(TaskDeferred) as first:
+        op.execute(context)
+    deferral, pauses = first.value, [paused(first, clock)]
+    for _ in range(4):
+        with pytest.raises(TaskDeferred) as again:
+            resume_after_pause(hook, context, clock, deferral, timeout=3600)
+        deferral = again.value
+        pauses.append(paused(again, clock))
+    assert pauses == [MIN_DEFERRED_PAUSE, 2 * MIN_DEFERRED_PAUSE] + [MAX_DEFERRED_PAUSE] * 3
+    assert hook.create_task.call_count == 5  # one create per attempt
+    assert clock.sleeps == []
 
 
 def test_a_resume_after_the_deadline_fails_without_creating(
