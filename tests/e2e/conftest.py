@@ -282,7 +282,10 @@ class AirflowStack:
                 "PYTHONPYCACHEPREFIX": str(self.home.parent / "pycache"),
                 "PATH": f"{BIN_DIR}{os.pathsep}{env.get('PATH', '')}",
                 "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+                # SQLite lets one process write at a time; the others wait up to ``timeout`` seconds for the lock
+                # (5 by default). On a loaded machine Airflow 2.11's triggerer died of "database is locked" in
+                # Trigger.clean_unused after 5 s, so every process here waits up to 30.
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db?timeout=30",
                 "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
