@@ -84,6 +84,10 @@ class ManagedProcess:
     cwd: Path
     popen: subprocess.Popen[bytes] | None = None
 
+    def popen_kwargs(self) -> dict[str, Any]:
+        """Extra ``subprocess.Popen`` arguments of this kind of process (none here)."""
+        return {}
+
     def start(self) -> ManagedProcess:
         log = self.log_path.open("ab")
         try:
@@ -95,6 +99,7 @@ class ManagedProcess:
                 env=dict(self.env),
                 cwd=self.cwd,
                 start_new_session=True,  # own process group: teardown reaches every child
+                **self.popen_kwargs(),
             )
         finally:
             log.close()

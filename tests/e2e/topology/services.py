@@ -16,6 +16,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..conftest import REPO_ROOT, ManagedProcess, ProcessRegistry, free_port, wait_until
 
@@ -39,22 +40,8 @@ class UserProcess(ManagedProcess):
 
     user: str | None = None
 
-    def start(self) -> UserProcess:
-        log = self.log_path.open("ab")
-        try:
-            self.popen = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=dict(self.env),
-                cwd=self.cwd,
-                start_new_session=True,
-                user=self.user,
-            )
-        finally:
-            log.close()
-        return self
+    def popen_kwargs(self) -> dict[str, Any]:
+        return {"user": self.user}
 
 
 def server_user() -> str | None:
