@@ -8,6 +8,7 @@ A blocking operator pauses in place; a deferrable one defers each pause to Airfl
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -213,22 +214,31 @@ def test_a_deferrable_create_refused_for_capacity_frees_the_worker_until_the_nex
     assert clock.sleeps == []
 
 
-def test_a_deferrable_pause_for_capacity_honours_the_deadline_without_creating(
-    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
-) -> None:
+def pauses_while_refused(hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, timeout: float) -> Any:
+    """The pauses of a deferrable create KIE keeps refusing: the first from ``execute``, then one per resume."""
     hook.create_task.side_effect = lambda request: (_ for _ in ()).throw(refused())
-    op = generate(hook, deferrable=True, timeout=60)
+    op = generate(hook, deferrable=True, timeout=timeout)
     quiet(op)
     with pytest.raises(TaskDeferred) as first:
         op.execute(context)
-    deferral, pauses = first.value, [paused(first, clock)]
+    deferral: Any = first.value
+    yield paused(first, clock)
+    while True:
+        try:
+            resume_after_pause(hook, context, clock, deferral, timeout=timeout)
+        except TaskDeferred as again:
+            deferral = again
+            yield paused(again, clock)
+        else:
+            return
+
+
+def test_a_deferrable_pause_for_capacity_honours_the_deadline_without_creating(
+    hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
+) -> None:
+    pauses: list[float] = []
     with pytest.raises(AirflowException) as ended:
-        while True:
-            try:
-                resume_after_pause(hook, context, clock, deferral, timeout=60)
-            except TaskDeferred as again:
-                deferral = again
-                pauses.append(paused(again, clock))
+        pauses.extend(pauses_while_refused(hook, context, clock, timeout=60))
     assert not isinstance(ended.value, AirflowFailException)  # nothing was charged: an Airflow retry is safe
     assert "KIE did not accept the task within the timeout of 60 s" in str(ended.value)
     assert clock.now - 1_800_000_000.0 == pytest.approx(60)  # the last pause ends at the deadline
@@ -242,17 +252,7 @@ def test_deferred_attempts_thin_out_while_kie_stays_full(
     hook: mock.MagicMock, context: dict[str, Any], clock: FakeClock, resume_records: Any
 ) -> None:
     """Each deferred attempt is a task process: the least pause doubles (15, 30, 60 s), then stays at 60 s."""
-    hook.create_task.side_effect = lambda request: (_ for _ in ()).throw(refused())
-    op = generate(hook, deferrable=True, timeout=3600)
-    quiet(op)
-    with pytest.raises(TaskDeferred) as first:
-        op.execute(context)
-    deferral, pauses = first.value, [paused(first, clock)]
-    for _ in range(4):
-        with pytest.raises(TaskDeferred) as again:
-            resume_after_pause(hook, context, clock, deferral, timeout=3600)
-        deferral = again.value
-        pauses.append(paused(again, clock))
+    pauses = list(itertools.islice(pauses_while_refused(hook, context, clock, timeout=3600), 5))
     assert pauses == [MIN_DEFERRED_PAUSE, 2 * MIN_DEFERRED_PAUSE] + [MAX_DEFERRED_PAUSE] * 3
     assert hook.create_task.call_count == 5  # one create per attempt
     assert clock.sleeps == []
